@@ -1,0 +1,20 @@
+// Bundles the CLI with esbuild. Code splitting keeps each command's modules in
+// their own chunk, so `supervisor status` loads only what status needs.
+import { build } from 'esbuild';
+import { rmSync } from 'node:fs';
+
+rmSync(new URL('../dist', import.meta.url), { recursive: true, force: true });
+await build({
+  entryPoints: { cli: 'src/cli/main.ts' },
+  outdir: 'dist',
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  sourcemap: 'linked',
+  // pino-pretty is loaded on a TTY only and stays a runtime dependency.
+  external: ['pino', 'pino-pretty', 'thread-stream'],
+  banner: { js: '#!/usr/bin/env node' },
+  logLevel: 'warning',
+});

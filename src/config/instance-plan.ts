@@ -1,0 +1,74 @@
+// The launch plan: what the supervisor runs, derived purely from the config.
+// Everything the engine needs to start, watch and restart one llama-server.
+
+export type RestartPolicy = 'always' | 'on-failure' | 'never';
+
+/** How one instance is supervised (the `[instance.*.control]` keys we added). */
+export interface SupervisionPolicy {
+  restart: RestartPolicy;
+  /** More restarts than this within `restartWindowS` make the instance fatal. */
+  maxRestarts: number;
+  restartWindowS: number;
+  backoffInitialMs: number;
+  backoffMaxMs: number;
+  /** SIGTERM → SIGKILL grace; 8 s fits inside `docker stop`'s 10 s. */
+  stopTimeoutS: number;
+  healthPath: string;
+  healthIntervalS: number;
+  /** A starting instance fails only when neither its log nor its health answer changed for this long. */
+  startupStallS: number;
+  logMaxBytes: number;
+  logKeep: number;
+}
+
+/** Defaults for SupervisionPolicy, in one place. */
+export const DEFAULT_POLICY: Readonly<SupervisionPolicy> = Object.freeze({
+  restart: 'on-failure',
+  maxRestarts: 10,
+  restartWindowS: 300,
+  backoffInitialMs: 1000,
+  backoffMaxMs: 60_000,
+  stopTimeoutS: 8,
+  healthPath: '/health',
+  healthIntervalS: 10,
+  startupStallS: 180,
+  logMaxBytes: 50 * 1024 * 1024,
+  logKeep: 5,
+});
+
+/** Once ready this long, the backoff starts again from `backoffInitialMs`. */
+export const BACKOFF_RESET_AFTER_READY_MS = 60_000;
+
+/** The environment variable that tags every process of an instance, so leftovers can be found. */
+export const INSTANCE_MARKER_ENV = 'INFER_DEV_INSTANCE';
+
+/** Everything needed to run one instance. */
+export interface InstancePlan {
+  name: string;
+  enabled: boolean;
+  /** As configured (a path, or a bare name looked up on PATH at spawn). */
+  executable: string;
+  args: string[];
+  /** Only the variables the plan sets or changes; `null` value = unset (never produced today). */
+  env: Record<string, string>;
+  logFile: string;
+  /** The configured value, normalised to a string; null when absent. */
+  gpuIds: string | null;
+  /** Where the health probe goes (`0.0.0.0` and `::` are probed on loopback). */
+  host: string;
+  port: number;
+  /** false: the next instances start only once this one is ready or has failed. */
+  background: boolean;
+  /** Run as this user instead of root. */
+  user: string | null;
+  /** The `model` server value, checked for existence at start. */
+  model: string | null;
+  policy: SupervisionPolicy;
+}
+
+/** The whole resolved config. */
+export interface LaunchPlan {
+  /** `[master] enable`: false means nothing is launched. */
+  enabled: boolean;
+  instances: InstancePlan[];
+}

@@ -1,0 +1,79 @@
+// Turns zod's issues into our messages: what was expected and what was found,
+// worded for someone editing a TOML file.
+import type { z } from 'zod';
+import { isTable, type ConfigTable, type ConfigValue } from './overrides.ts';
+
+/** A short description of a config value for messages: `"abc"`, `1.5`, `a table`. */
+export function describeValue(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
+  if (typeof value === 'bigint' || typeof value === 'boolean') return String(value);
+  if (typeof value === 'number') return Number.isInteger(value) ? value.toFixed(1) : String(value);
+  if (value instanceof Date) return 'a date';
+  if (Array.isArray(value)) return 'a list';
+  if (isTable(value)) return 'a table';
+  return String(value);
+}
+
+const TYPE_WORDS: Record<string, string> = {
+  string: 'a string',
+  number: 'a number',
+  int: 'an integer',
+  boolean: 'true or false',
+  object: 'a table',
+  array: 'a list',
+  record: 'a table',
+};
+
+/** One message per problem, with the path relative to the validated table. */
+export function issuesFromZod(issues: readonly z.core.$ZodIssue[], root: ConfigTable): { path: string[]; message: string }[] {
+  const out: { path: string[]; message: string }[] = [];
+  for (const issue of issues) {
+    const path = issue.path.map(String);
+    const got = describeValue(valueAt(root, path));
+    switch (issue.code) {
+      case 'unrecognized_keys':
+        for (const key of issue.keys) out.push({ path: [...path, key], message: 'unknown key' });
+        break;
+      case 'invalid_type':
+        out.push({ path, message: `expected ${TYPE_WORDS[issue.expected] ?? issue.expected}, got ${got}` });
+        break;
+      case 'too_small':
+        out.push({ path, message: `expected ${issue.inclusive ? 'at least' : 'more than'} ${issue.minimum}, got ${got}` });
+        break;
+      case 'too_big':
+        out.push({ path, message: `expected at most ${issue.maximum}, got ${got}` });
+        break;
+      case 'invalid_value':
+        out.push({ path, message: `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}; got ${got}` });
+        break;
+      case 'invalid_union':
+        out.push({ path, message: describeUnion(issue, got) });
+        break;
+      default:
+        out.push({ path, message: `${issue.message}, got ${got}` });
+    }
+  }
+  return out;
+}
+
+// A union fails as a whole; name the alternatives, or the one that came closest.
+function describeUnion(issue: z.core.$ZodIssueInvalidUnion, got: string): string {
+  const custom = issue.errors.flat().find((e) => e.code === 'invalid_format' || e.code === 'too_small');
+  if (custom && custom.code === 'invalid_format') return `${custom.message}, got ${got}`;
+  const expected = issue.errors
+    .flat()
+    .filter((e) => e.code === 'invalid_type')
+    .map((e) => TYPE_WORDS[(e as z.core.$ZodIssueInvalidType).expected] ?? (e as z.core.$ZodIssueInvalidType).expected);
+  if (expected.length > 0) return `expected ${[...new Set(expected)].join(' or ')}, got ${got}`;
+  return `${issue.errors.flat()[0]?.message ?? 'invalid value'}, got ${got}`;
+}
+
+function valueAt(root: ConfigTable, path: string[]): ConfigValue | undefined {
+  let current: ConfigValue | undefined = root;
+  for (const key of path) {
+    if (Array.isArray(current)) current = current[Number(key)];
+    else if (isTable(current)) current = current[key];
+    else return undefined;
+  }
+  return current;
+}

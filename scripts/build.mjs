@@ -1,7 +1,9 @@
 // Bundles the CLI with esbuild. Code splitting keeps each command's modules in
 // their own chunk, so `supervisor status` loads only what status needs.
 import { build } from 'esbuild';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+
+const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
 
 rmSync(new URL('../dist', import.meta.url), { recursive: true, force: true });
 await build({
@@ -16,5 +18,6 @@ await build({
   // pino-pretty is loaded on a TTY only and stays a runtime dependency.
   external: ['pino', 'pino-pretty', 'thread-stream'],
   banner: { js: '#!/usr/bin/env node' },
+  define: { __SUPERVISOR_VERSION__: JSON.stringify(version) },
   logLevel: 'warning',
 });

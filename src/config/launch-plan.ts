@@ -182,7 +182,8 @@ function validateWithZod({
 }): void {
   const result = schema.safeParse(toPlain(value));
   if (result.success) return;
-  for (const issue of issuesFromZod(result.error.issues, value)) report('error', [...path, ...issue.path], issue.message);
+  const known = Object.keys(schema.shape);
+  for (const issue of issuesFromZod(result.error.issues, value, known)) report('error', [...path, ...issue.path], issue.message);
 }
 
 // zod validates numbers; TOML integers arrive as bigint.

@@ -25,14 +25,18 @@ const TYPE_WORDS: Record<string, string> = {
 };
 
 /** One message per problem, with the path relative to the validated table. */
-export function issuesFromZod(issues: readonly z.core.$ZodIssue[], root: ConfigTable): { path: string[]; message: string }[] {
+export function issuesFromZod(
+  issues: readonly z.core.$ZodIssue[],
+  root: ConfigTable,
+  knownKeys: readonly string[] = [],
+): { path: string[]; message: string }[] {
   const out: { path: string[]; message: string }[] = [];
   for (const issue of issues) {
     const path = issue.path.map(String);
     const got = describeValue(valueAt(root, path));
     switch (issue.code) {
       case 'unrecognized_keys':
-        for (const key of issue.keys) out.push({ path: [...path, key], message: 'unknown key' });
+        for (const key of issue.keys) out.push({ path: [...path, key], message: describeUnknownKey(key, path.length === 0 ? knownKeys : []) });
         break;
       case 'invalid_type':
         out.push({ path, message: `expected ${TYPE_WORDS[issue.expected] ?? issue.expected}, got ${got}` });
@@ -76,4 +80,21 @@ function valueAt(root: ConfigTable, path: string[]): ConfigValue | undefined {
     else return undefined;
   }
   return current;
+}
+
+// `unknown key (did you mean "enable"? expected one of: enable, llama_cpp_path)`.
+function describeUnknownKey(key: string, known: readonly string[]): string {
+  if (known.length === 0) return 'unknown key';
+  const close = known.find((k) => k.replaceAll('_', '') === key.replaceAll(/[_-]/g, '') || editDistance(k, key) <= 2);
+  return `unknown key (${close ? `did you mean "${close}"? ` : ''}expected one of: ${known.join(', ')})`;
+}
+
+function editDistance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    row = next;
+  }
+  return row[b.length];
 }

@@ -235,7 +235,11 @@ describe('strict errors name file, line, column, key path and what was expected'
     plan('[instance.a]\n[instance.b.control]\nenabled = false\n');
   });
   it('unknown [master] keys and unknown control keys', () => {
-    expect(one('[master]\nenabled = true\n')).toMatchObject({ path: 'master.enabled', line: 2, message: 'unknown key' });
+    expect(one('[master]\nenabled = true\n')).toMatchObject({
+      path: 'master.enabled',
+      line: 2,
+      message: 'unknown key (did you mean "enable"? expected one of: enable, llama_cpp_path)',
+    });
     expect(one('[instance.x.control]\nrestarts = "always"\n').path).toBe('instance.x.control.restarts');
   });
   it('strict types where upstream used truthiness', () => {

@@ -1,0 +1,78 @@
+// supervisor config check [FILE] [--json] | config print [FILE] [--json] | config schema
+import type { InstancePlan, LaunchPlan } from '../../config/instance-plan.ts';
+import { getConfigPath, missingConfigError, readLaunchPlan } from '../../config/load-config.ts';
+import { ConfigError, EXIT, formatConfigIssue, UsageError } from '../../errors.ts';
+import type { ParsedArgs } from '../args.ts';
+import { printJson } from '../request.ts';
+
+export default async function config(args: ParsedArgs): Promise<number> {
+  const [action, file, ...rest] = args.positionals;
+  if (rest.length > 0) throw new UsageError('usage: supervisor config check|print [FILE] | config schema');
+  if (action === 'schema') {
+    const { makeJsonSchema } = await import('../../config/schema.ts');
+    printJson(makeJsonSchema());
+    return EXIT.OK;
+  }
+  if (action !== 'check' && action !== 'print') throw new UsageError('usage: supervisor config check|print [FILE] | config schema');
+  const path = getConfigPath(file ?? (args.flags.config as string | undefined));
+  if (path === null) throw missingConfigError();
+  const { plan, issues } = readLaunchPlan(path);
+  if (action === 'check') {
+    if (args.flags.json) printJson({ ok: plan !== null, issues });
+    else {
+      for (const issue of issues) process.stdout.write(`${formatConfigIssue(issue)}\n`);
+      if (plan) {
+        const enabled = plan.instances.filter((i) => i.enabled).length;
+        process.stdout.write(`${path}: ok, ${plan.instances.length} instance(s), ${enabled} enabled${plan.enabled ? '' : ' (master.enable = false: nothing starts)'}\n`);
+      }
+    }
+    return plan ? EXIT.OK : EXIT.USAGE;
+  }
+  if (!plan) throw new ConfigError(issues);
+  for (const warning of issues) process.stderr.write(`${formatConfigIssue(warning)}\n`);
+  if (args.flags.json) printJson(describePlan(plan));
+  else process.stdout.write(formatPlan(plan));
+  return EXIT.OK;
+}
+
+/** The JSON form of `config print`. */
+export function describePlan(plan: LaunchPlan): unknown {
+  return {
+    enabled: plan.enabled,
+    instances: plan.instances.map((i) => ({
+      name: i.name,
+      enabled: i.enabled,
+      executable: i.executable,
+      args: i.args,
+      env: i.env,
+      log_file: i.logFile,
+      gpu_ids: i.gpuIds,
+      port: i.port,
+      background: i.background,
+      restart: {
+        policy: i.policy.restart,
+        max_restarts: i.policy.maxRestarts,
+        restart_window_s: i.policy.restartWindowS,
+        backoff_initial_ms: i.policy.backoffInitialMs,
+        backoff_max_ms: i.policy.backoffMaxMs,
+        stop_timeout_s: i.policy.stopTimeoutS,
+        health_path: i.policy.healthPath,
+        health_interval_s: i.policy.healthIntervalS,
+        startup_stall_s: i.policy.startupStallS,
+      },
+    })),
+  };
+}
+
+const quote = (word: string) => (/^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`);
+
+function formatInstance(i: InstancePlan): string {
+  const env = Object.entries(i.env).map(([k, v]) => `${k}=${quote(v)}`);
+  const command = [...env, i.executable, ...i.args].map((w, n) => (n < env.length ? w : quote(w))).join(' ');
+  return `# ${i.name}${i.enabled ? '' : ' (disabled)'}: port ${i.port}, log ${i.logFile}, restart ${i.policy.restart}\n${command}\n`;
+}
+
+function formatPlan(plan: LaunchPlan): string {
+  const head = plan.enabled ? '' : '# master.enable = false: nothing is launched\n';
+  return head + plan.instances.map(formatInstance).join('\n');
+}

@@ -1,0 +1,27 @@
+// supervisor help
+import { EXIT } from '../../errors.ts';
+
+const HELP = `usage: supervisor <command> [options]
+
+Daemon
+  run [--config FILE]            run the supervisor in the foreground
+                                 (config: --config or AUTO_INFER_LLAMA_CPP_CONFIG)
+Control (talks to the daemon on $SUPERVISOR_SOCKET, default /run/infer-dev/supervisor.sock)
+  status [NAME...] [--json]      instances: state, pid, uptime, restarts, last exit
+  start|stop|restart NAME...|--all
+  reload                         re-read the config; restart only what changed
+  logs NAME [-n N] [-f]          last N lines of an instance's log; -f follows
+  health [--json]                exit 0 all ready, 1 fatal/backoff, 2 starting
+Config
+  config check [FILE] [--json]   errors and warnings; exit 0 or 2
+  config print [FILE] [--json]   the resolved launch plan
+  config schema                  the JSON Schema of the TOML file
+  version
+
+Exit codes: 0 ok, 1 failed, 2 usage or config error, 3 daemon not running.
+`;
+
+export default async function help(): Promise<number> {
+  process.stdout.write(HELP);
+  return EXIT.OK;
+}

@@ -1,0 +1,13 @@
+// supervisor run [--config FILE]: the daemon in the foreground.
+import { getConfigPath } from '../../config/load-config.ts';
+import { getSocketPath } from '../../control/socket-path.ts';
+import { runDaemon } from '../../daemon/daemon.ts';
+import { UsageError } from '../../errors.ts';
+import type { ParsedArgs } from '../args.ts';
+import { VERSION } from '../version.ts';
+
+export default async function run(args: ParsedArgs): Promise<number> {
+  if (args.positionals.length > 0) throw new UsageError('usage: supervisor run [--config FILE]');
+  const configPath = getConfigPath(args.flags.config as string | undefined);
+  return runDaemon({ configPath, socketPath: getSocketPath(), version: VERSION });
+}

@@ -1,0 +1,67 @@
+// What each control command does in the daemon. The CLI sends one request;
+// the daemon answers from the supervisor. One handler per command, beside
+// the table that names them.
+import { SupervisorError, EXIT } from '../errors.ts';
+import { followLog, readLastLines } from '../supervise/log-reader.ts';
+import type { Supervisor } from '../supervise/supervisor.ts';
+import type { ControlHandler } from './server.ts';
+
+export interface DaemonControl {
+  supervisor: Supervisor;
+  /** Re-reads the config and applies it; throws ConfigError with nothing touched. */
+  reload(): Promise<unknown>;
+  version: string;
+}
+
+type Args = Record<string, unknown>;
+
+const names = (args: Args): string[] => (Array.isArray(args.names) ? args.names.map(String) : []);
+
+/** Builds the daemon's request handler from the command table. */
+export function makeControlHandler(daemon: DaemonControl): ControlHandler {
+  const { supervisor } = daemon;
+  const commands: Record<string, (args: Args, signal: AbortSignal) => Promise<unknown> | unknown> = {
+    ping: () => ({ version: daemon.version, pid: process.pid }),
+    status: (args) => supervisor.status(names(args)),
+    health: () => supervisor.health(),
+    start: async (args) => {
+      const chosen = supervisor.select(names(args), args.all === true);
+      await Promise.all(chosen.map((i) => i.start('start command')));
+      return supervisor.status(chosen.map((i) => i.name));
+    },
+    stop: async (args) => {
+      const chosen = supervisor.select(names(args), args.all === true);
+      await Promise.all(chosen.map((i) => i.stop('stop command')));
+      return supervisor.status(chosen.map((i) => i.name));
+    },
+    restart: async (args) => {
+      const chosen = supervisor.select(names(args), args.all === true);
+      await Promise.all(chosen.map((i) => i.restart('restart command')));
+      return supervisor.status(chosen.map((i) => i.name));
+    },
+    reload: () => daemon.reload(),
+    logs: async (args, signal) => {
+      const [instance] = supervisor.select([String(args.name ?? '')], false);
+      const file = instance.plan.logFile;
+      const count = Number.isInteger(args.lines) ? (args.lines as number) : 50;
+      const head = await readLastLines(file, count).catch((err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT') return [] as string[];
+        throw new SupervisorError(`cannot read ${file}: ${err.message}`);
+      });
+      if (args.follow !== true) return { file, lines: head };
+      return {
+        stream: (async function* () {
+          if (head.length > 0) yield `${head.join('\n')}\n`;
+          yield* followLog(file, signal);
+        })(),
+      };
+    },
+  };
+  return async (cmd, args, ctx) => {
+    const command = commands[cmd];
+    if (!command) {
+      throw new SupervisorError(`unknown command "${cmd}" (known: ${Object.keys(commands).join(', ')})`, { exitCode: EXIT.USAGE });
+    }
+    return command(args, ctx.signal);
+  };
+}

@@ -1,0 +1,358 @@
+// The daemon's end of the control socket: accepts CLI connections, reads
+// newline-delimited JSON requests (protocol.ts), runs each through one handler
+// and writes the reply. A bad frame or a failing handler costs one error reply,
+// never the daemon. Only root can connect: the socket is 0600 in a 0700 directory.
+// Over 250 lines because the socket file's lifecycle (stale check, listen, chmod,
+// unlink) and the per-connection bounds only make sense read together.
+
+import { chmod, mkdir, unlink } from 'node:fs/promises';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { dirname } from 'node:path';
+import { isSupervisorError, SupervisorError } from '../errors.ts';
+import {
+  createFrameSplitter,
+  encodeFrame,
+  makeErrorReply,
+  MAX_FRAME_BYTES,
+  parseRequest,
+  PROTOCOL_VERSION,
+  type ControlReply,
+  type ControlRequest,
+} from './protocol.ts';
+
+/** What a handler gets besides the command: aborted when the client disconnects or the server closes. */
+export interface RequestContext {
+  signal: AbortSignal;
+}
+
+/** Runs one command. Throw a SupervisorError to refuse it; return `{ stream }` to stream the reply. */
+export type ControlHandler = (cmd: string, args: Record<string, unknown>, ctx: RequestContext) => Promise<unknown>;
+
+/**
+ * A handler's streamed answer (`logs -f`): each string becomes a chunk frame (one over ~170K characters is cut
+ * into several, so chunk boundaries mean nothing to the reader). Producers should watch ctx.signal.
+ */
+export interface StreamResult {
+  stream: AsyncIterable<string>;
+}
+
+/** The slice of a pino logger the server uses, so tests can pass a stub. */
+export interface ControlLogger {
+  error(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  debug(obj: object, msg: string): void;
+}
+
+/** Options of startControlServer. */
+export interface ControlServerOptions {
+  path: string;
+  handle: ControlHandler;
+  log?: ControlLogger;
+}
+
+/** A listening control server. */
+export interface ControlServer {
+  readonly path: string;
+  /** Stops listening, aborts in-flight requests, ends connections and removes the socket file. */
+  close(): Promise<void>;
+}
+
+/** Connections beyond this are dropped at accept: with MAX_FRAME_BYTES each, this bounds buffered input. */
+const MAX_CONNECTIONS = 256;
+/** Requests one connection may have running at once; the CLI sends one, so more means a runaway client. */
+const MAX_IN_FLIGHT_PER_CONNECTION = 32;
+/** Replies a client may leave unread before the server stops reading its requests. */
+const MAX_UNREAD_REPLY_BYTES = 1024 * 1024;
+/** How long an ended connection may take to close before it is destroyed (flushes the last reply first). */
+const CLOSE_GRACE_MS = 1000;
+/** How long the stale-socket probe waits for a daemon to accept. */
+const PROBE_TIMEOUT_MS = 1000;
+/** UTF-16 units per chunk frame: 6 bytes each at worst, plus the envelope, stays under MAX_FRAME_BYTES. */
+const CHUNK_PIECE_UNITS = Math.floor((MAX_FRAME_BYTES - 100) / 6);
+/** Errnos of a peer that went away; expected, logged at debug only. */
+const PEER_GONE_ERRNOS = new Set(['EPIPE', 'ECONNRESET']);
+
+const noopLogger: ControlLogger = { error() {}, warn() {}, debug() {} };
+
+/** One accepted connection and the requests it has running. */
+interface Connection {
+  socket: Socket;
+  inFlight: Set<AbortController>;
+}
+
+/** Starts listening on `path` after clearing a stale socket; refuses when another daemon answers there. */
+export async function startControlServer({ path, handle, log = noopLogger }: ControlServerOptions): Promise<ControlServer> {
+  try {
+    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw new SupervisorError(`cannot create the control socket's directory for ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  await removeStaleSocket({ path });
+
+  const connections = new Set<Connection>();
+  const server = createServer((socket) => {
+    const conn: Connection = { socket, inFlight: new Set() };
+    connections.add(conn);
+    socket.once('close', () => {
+      connections.delete(conn);
+      abortAll(conn);
+    });
+    serveConnection({ conn, handle, log });
+  });
+  server.maxConnections = MAX_CONNECTIONS;
+  server.on('drop', () => log.warn({ maxConnections: MAX_CONNECTIONS }, 'control connection refused: too many connections'));
+
+  await listenOn({ server, path });
+  try {
+    await chmod(path, 0o600);
+  } catch (err) {
+    server.close();
+    throw new SupervisorError(`cannot restrict the control socket ${path} to root: ${(err as Error).message}`, { cause: err });
+  }
+
+  let closing: Promise<void> | undefined;
+  return {
+    path,
+    close() {
+      closing ??= closeServer({ server, connections, path });
+      return closing;
+    },
+  };
+}
+
+/** Unlinks a socket file nobody answers on; a live daemon there is an error, not something to replace. */
+async function removeStaleSocket({ path }: { path: string }): Promise<void> {
+  const probe = await probeSocket({ path });
+  if (probe === 'absent') return;
+  if (probe === 'alive') throw new SupervisorError(`another supervisor is already running on ${path}`);
+  try {
+    await unlink(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // someone else removed it first
+    throw new SupervisorError(`cannot remove the stale control socket ${path}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Tries to connect: 'alive' if a daemon accepts, 'stale' if the file refuses, 'absent' if there is no file. */
+function probeSocket({ path }: { path: string }): Promise<'alive' | 'stale' | 'absent'> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(path);
+    const timer = setTimeout(() => {
+      socket.destroy();
+      // A file that neither accepts nor refuses is a socket whose owner hangs: do not steal it.
+      resolve('alive');
+    }, PROBE_TIMEOUT_MS);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve('alive');
+    });
+    socket.once('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      socket.destroy();
+      if (err.code === 'ENOENT') resolve('absent');
+      else if (err.code === 'ECONNREFUSED') resolve('stale');
+      else reject(new SupervisorError(`cannot check the control socket ${path}: ${err.message}`, { cause: err }));
+    });
+  });
+}
+
+/** server.listen as a promise; EADDRINUSE here means another daemon won a start race. */
+function listenOn({ server, path }: { server: Server; path: string }): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException): void => {
+      if (err.code === 'EADDRINUSE') reject(new SupervisorError(`another supervisor is already running on ${path}`, { cause: err }));
+      else reject(new SupervisorError(`cannot listen on the control socket ${path}: ${err.message}`, { cause: err }));
+    };
+    server.once('error', onError);
+    server.listen(path, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+/** Closes the listener and every connection, then removes the socket file. */
+async function closeServer({ server, connections, path }: { server: Server; connections: Set<Connection>; path: string }): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  for (const conn of connections) {
+    abortAll(conn);
+    endConnection(conn.socket);
+  }
+  await closed;
+  // libuv already unlinks the socket on close; this covers the case where it could not.
+  try {
+    await unlink(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+}
+
+/** Aborts every request a connection has running. */
+function abortAll(conn: Connection): void {
+  for (const controller of conn.inFlight) controller.abort();
+  conn.inFlight.clear();
+}
+
+/** Half-closes a socket so queued replies flush, and destroys it if the peer does not close in time. */
+function endConnection(socket: Socket): void {
+  if (socket.destroyed) return;
+  socket.end();
+  const timer = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+}
+
+/** Writes one frame unless the peer is gone; false tells a streaming writer to wait for 'drain'. */
+function writeFrame(socket: Socket, frame: ControlReply): boolean {
+  if (socket.destroyed || !socket.writable) return true;
+  return socket.write(encodeFrame(frame));
+}
+
+/** Reads frames from one connection and starts a request for each. */
+function serveConnection({ conn, handle, log }: { conn: Connection; handle: ControlHandler; log: ControlLogger }): void {
+  const { socket } = conn;
+  socket.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== undefined && PEER_GONE_ERRNOS.has(err.code)) log.debug({ err }, 'control client went away');
+    else log.warn({ err }, 'control connection failed');
+  });
+  const splitter = createFrameSplitter({
+    onFrame: (line) => {
+      const parsed = parseRequest(line);
+      if (!parsed.ok) {
+        writeFrame(socket, makeErrorReply({ id: parsed.id, ...parsed.error }));
+        return;
+      }
+      if (conn.inFlight.size >= MAX_IN_FLIGHT_PER_CONNECTION) {
+        const message = `too many requests in flight on one connection (at most ${MAX_IN_FLIGHT_PER_CONNECTION})`;
+        writeFrame(socket, makeErrorReply({ id: parsed.request.id, message }));
+        return;
+      }
+      void runRequest({ conn, request: parsed.request, handle, log });
+    },
+    onOverflow: () => {
+      writeFrame(socket, makeErrorReply({ id: null, message: `invalid request: frame longer than ${MAX_FRAME_BYTES} bytes` }));
+      abortAll(conn);
+      endConnection(socket);
+    },
+  });
+  socket.on('data', (chunk: Buffer) => {
+    splitter.push(chunk);
+    // A client that sends (garbage) without reading our replies: stop reading it until it catches up.
+    if (socket.writableLength > MAX_UNREAD_REPLY_BYTES && !socket.isPaused()) {
+      socket.pause();
+      socket.once('drain', () => socket.resume());
+    }
+  });
+}
+
+/** Runs one request through the handler and writes its reply (or streams it); never rejects. */
+async function runRequest({ conn, request, handle, log }: {
+  conn: Connection;
+  request: ControlRequest;
+  handle: ControlHandler;
+  log: ControlLogger;
+}): Promise<void> {
+  const { socket } = conn;
+  const { id, cmd } = request;
+  const controller = new AbortController();
+  conn.inFlight.add(controller);
+  try {
+    const value = await handle(cmd, request.args, { signal: controller.signal });
+    if (isStreamResult(value)) {
+      await pipeStream({ socket, id, stream: value.stream, signal: controller.signal, log });
+      return;
+    }
+    if (controller.signal.aborted) return;
+    const frame = encodeFrame({ v: PROTOCOL_VERSION, id, ok: true, result: value ?? null });
+    if (Buffer.byteLength(frame) > MAX_FRAME_BYTES + 1) throw new Error(`reply to "${cmd}" is longer than ${MAX_FRAME_BYTES} bytes`);
+    if (!socket.destroyed && socket.writable) socket.write(frame);
+  } catch (err) {
+    if (controller.signal.aborted) return;
+    writeFrame(socket, makeErrorReply({ id, ...describeFailure({ err, cmd, log }) }));
+  } finally {
+    conn.inFlight.delete(controller);
+  }
+}
+
+/** Turns a handler's failure into a reply: SupervisorErrors as they are, anything else as a logged internal error. */
+function describeFailure({ err, cmd, log }: { err: unknown; cmd: string; log: ControlLogger }): { message: string; exitCode: number } {
+  if (isSupervisorError(err)) return { message: err.message, exitCode: err.exitCode };
+  log.error({ err, cmd }, 'control handler failed');
+  const message = err instanceof Error ? err.message : String(err);
+  return { message: `internal error: ${message}`, exitCode: 1 };
+}
+
+/** True for a handler result that asks for a streamed reply. */
+function isStreamResult(value: unknown): value is StreamResult {
+  if (typeof value !== 'object' || value === null) return false;
+  const stream = (value as { stream?: unknown }).stream;
+  return typeof stream === 'object' && stream !== null && typeof (stream as AsyncIterable<string>)[Symbol.asyncIterator] === 'function';
+}
+
+/** Sends each item of a stream as a chunk frame, then an end frame; stops at once when the client goes. */
+async function pipeStream({ socket, id, stream, signal, log }: {
+  socket: Socket;
+  id: number;
+  stream: AsyncIterable<string>;
+  signal: AbortSignal;
+  log: ControlLogger;
+}): Promise<void> {
+  const iterator = stream[Symbol.asyncIterator]();
+  if (signal.aborted) {
+    // The client left while the handler was still preparing the stream.
+    stopIterator({ iterator, log });
+    return;
+  }
+  // Settles when the request is aborted, so a producer waiting for its next item cannot hold the request open.
+  const aborted = new Promise<'aborted'>((resolve) => {
+    if (signal.aborted) resolve('aborted');
+    else signal.addEventListener('abort', () => resolve('aborted'), { once: true });
+  });
+  let finished = false;
+  try {
+    for (;;) {
+      const next = iterator.next();
+      const step = await Promise.race([next, aborted]);
+      if (step === 'aborted') {
+        // The pending item may still fail; nobody awaits it any more, so note it here instead of crashing.
+        next.catch((err: unknown) => log.debug({ err }, 'stream producer failed after the client left'));
+        return;
+      }
+      if (step.done) {
+        finished = true;
+        break;
+      }
+      for (const chunk of splitChunk(String(step.value))) {
+        if (writeFrame(socket, { v: PROTOCOL_VERSION, id, ok: true, chunk })) continue;
+        // Backpressure: a client that reads slowly must not make the daemon buffer its whole log.
+        const drained = new Promise<'drained'>((resolve) => socket.once('drain', () => resolve('drained')));
+        if ((await Promise.race([drained, aborted])) === 'aborted') return;
+      }
+    }
+  } finally {
+    if (!finished) stopIterator({ iterator, log });
+  }
+  writeFrame(socket, { v: PROTOCOL_VERSION, id, ok: true, end: true });
+}
+
+/** Cuts a chunk into pieces whose frames fit MAX_FRAME_BYTES even if every character is escaped (\uXXXX, 6 bytes). */
+function* splitChunk(chunk: string): Generator<string> {
+  if (chunk.length <= CHUNK_PIECE_UNITS) {
+    yield chunk;
+    return;
+  }
+  for (let start = 0; start < chunk.length; ) {
+    let end = Math.min(start + CHUNK_PIECE_UNITS, chunk.length);
+    // Never split a surrogate pair: each half alone would be re-encoded as U+FFFD.
+    const last = chunk.charCodeAt(end - 1);
+    if (end < chunk.length && last >= 0xd800 && last <= 0xdbff) end--;
+    yield chunk.slice(start, end);
+    start = end;
+  }
+}
+
+/** Asks a stream's producer to clean up, without waiting: it may see this only once its current await settles. */
+function stopIterator({ iterator, log }: { iterator: AsyncIterator<string>; log: ControlLogger }): void {
+  Promise.resolve(iterator.return?.()).catch((err: unknown) => log.warn({ err }, 'stream producer failed while stopping'));
+}

@@ -1,0 +1,33 @@
+// The real outside world of an instance: processes, /proc, the log file, HTTP
+// and the clock. Tests build their own InstanceDeps instead.
+import { existsSync } from 'node:fs';
+import { INSTANCE_MARKER_ENV } from '../config/instance-plan.ts';
+import { realClock, type Clock } from './clock.ts';
+import { httpProber } from './health-probe.ts';
+import type { EventLog, InstanceDeps } from './instance.ts';
+import { RotatingLog } from './log-writer.ts';
+import { findPortHolder } from './port-holder.ts';
+import { findMarkedProcesses, sweepMarked } from './process-tree.ts';
+import { processSpawner } from './spawn-instance.ts';
+
+/** InstanceDeps wired to real processes and files. */
+export function makeInstanceDeps({ log, clock = realClock }: { log: EventLog; clock?: Clock }): InstanceDeps {
+  return {
+    clock,
+    spawner: processSpawner,
+    prober: httpProber,
+    log,
+    async openLog(plan) {
+      const file = new RotatingLog({ file: plan.logFile, maxBytes: plan.policy.logMaxBytes, keep: plan.policy.logKeep });
+      file.on('error', (err: Error) => log.error({ instance: plan.name, err, event: 'log-error' }, `${plan.name}: cannot write log ${plan.logFile}: ${err.message}`));
+      await file.open();
+      return file;
+    },
+    findPortHolder: (port) => findPortHolder(port),
+    async isOwnProcess(pid, instance) {
+      return (await findMarkedProcesses(INSTANCE_MARKER_ENV, instance)).includes(pid);
+    },
+    fileExists: (path) => existsSync(path),
+    sweepLeftovers: (instance) => sweepMarked(INSTANCE_MARKER_ENV, instance, 'SIGKILL'),
+  };
+}

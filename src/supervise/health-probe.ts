@@ -1,0 +1,38 @@
+// One HTTP GET to an instance's health endpoint, bounded in time. The answer
+// (status and a short body) is compared between probes to tell a loading
+// server that makes progress from one that hangs.
+import http from 'node:http';
+
+export type ProbeResult = { status: number; body: string } | { error: string };
+
+export interface HealthProber {
+  probe(options: { host: string; port: number; path: string; timeoutMs: number }): Promise<ProbeResult>;
+}
+
+const MAX_BODY = 512;
+
+/** Where to reach a server that listens on a wildcard address. */
+export function probeHost(host: string): string {
+  if (host === '0.0.0.0' || host === '') return '127.0.0.1';
+  if (host === '::' || host === '[::]') return '::1';
+  return host.replace(/^\[|\]$/g, '');
+}
+
+/** The real prober: node:http without keep-alive, so no socket outlives a probe. */
+export const httpProber: HealthProber = {
+  probe({ host, port, path, timeoutMs }) {
+    return new Promise((resolve) => {
+      const req = http.get({ host: probeHost(host), port, path, agent: false, timeout: timeoutMs }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          if (body.length < MAX_BODY) body += chunk.slice(0, MAX_BODY - body.length);
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        res.on('error', (err) => resolve({ error: err.message }));
+      });
+      req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+      req.on('error', (err: NodeJS.ErrnoException) => resolve({ error: err.code ?? err.message }));
+    });
+  },
+};

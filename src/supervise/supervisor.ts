@@ -1,0 +1,168 @@
+// The set of instances from one launch plan: starts them in order (honouring
+// `background = false`), stops them together, and applies a reloaded plan by
+// restarting only the instances whose launch changed.
+import type { InstancePlan, LaunchPlan } from '../config/instance-plan.ts';
+import { SupervisorError, EXIT } from '../errors.ts';
+import { Instance, type EventLog, type InstanceDeps, type InstanceState, type InstanceStatus } from './instance.ts';
+
+export interface ReloadSummary {
+  started: string[];
+  restarted: string[];
+  stopped: string[];
+  unchanged: string[];
+}
+
+export interface HealthSummary {
+  /** 0 all ready, 1 any fatal or in backoff, 2 any still starting. */
+  code: 0 | 1 | 2;
+  line: string;
+}
+
+/** States after which `background = false` lets the next instance start. */
+const SETTLED: readonly InstanceState[] = ['ready', 'fatal', 'backoff', 'stopped'];
+
+/** The fields that make a launch: a change in any of them restarts the instance on reload. */
+export function launchKey(plan: InstancePlan): string {
+  const { executable, args, env, logFile, user, host, port } = plan;
+  return JSON.stringify({ executable, args, env, logFile, user, host, port });
+}
+
+/** All supervised instances of the daemon. */
+export class Supervisor {
+  #plan: LaunchPlan;
+  readonly #instances = new Map<string, Instance>();
+  readonly #deps: InstanceDeps;
+  readonly #log: EventLog;
+
+  constructor({ plan, deps }: { plan: LaunchPlan; deps: InstanceDeps }) {
+    this.#plan = plan;
+    this.#deps = deps;
+    this.#log = deps.log;
+    for (const instancePlan of plan.instances) this.#instances.set(instancePlan.name, new Instance(instancePlan, deps));
+  }
+
+  get plan(): LaunchPlan {
+    return this.#plan;
+  }
+
+  instance(name: string): Instance | undefined {
+    return this.#instances.get(name);
+  }
+
+  get instances(): Instance[] {
+    return [...this.#instances.values()];
+  }
+
+  /** Starts every enabled instance in document order; a `background = false` one is waited for. */
+  async startAll(): Promise<void> {
+    if (!this.#plan.enabled) {
+      this.#log.info({ event: 'master-disabled' }, 'master.enable = false: no instance is started');
+      return;
+    }
+    for (const instance of this.instances) {
+      if (!instance.plan.enabled) continue;
+      await instance.start('supervisor start');
+      if (!instance.plan.background) await instance.waitFor(SETTLED);
+    }
+  }
+
+  /** Resolves names (or every instance for `all`); an unknown name is a usage error. */
+  select(names: readonly string[], all: boolean): Instance[] {
+    if (all) return this.instances;
+    if (names.length === 0) throw new SupervisorError('name at least one instance, or --all', { exitCode: EXIT.USAGE });
+    return names.map((name) => {
+      const instance = this.#instances.get(name);
+      if (!instance) {
+        const known = [...this.#instances.keys()].join(', ') || 'none';
+        throw new SupervisorError(`no instance named "${name}" (instances: ${known})`, { exitCode: EXIT.USAGE });
+      }
+      return instance;
+    });
+  }
+
+  status(names: readonly string[] = []): InstanceStatus[] {
+    const chosen = names.length === 0 ? this.instances : this.select(names, false);
+    return chosen.map((instance) => instance.status());
+  }
+
+  /** One line and an exit code for Docker's HEALTHCHECK. */
+  health(): HealthSummary {
+    const enabled = this.#plan.enabled ? this.instances.filter((i) => i.plan.enabled) : [];
+    const count = (states: InstanceState[]) => enabled.filter((i) => states.includes(i.state));
+    const bad = count(['fatal', 'backoff', 'stopped', 'stopping']);
+    const starting = count(['starting']);
+    const ready = count(['ready']);
+    const summary = `${ready.length}/${enabled.length} ready`;
+    if (bad.length > 0) {
+      return { code: 1, line: `unhealthy: ${summary}; ${bad.map((i) => `${i.name} ${i.state}`).join(', ')}` };
+    }
+    if (starting.length > 0) return { code: 2, line: `starting: ${summary}; waiting for ${starting.map((i) => i.name).join(', ')}` };
+    return { code: 0, line: `healthy: ${summary}` };
+  }
+
+  /** Applies a new plan: start new instances, stop removed ones, restart changed ones. */
+  async reload(next: LaunchPlan): Promise<ReloadSummary> {
+    const summary: ReloadSummary = { started: [], restarted: [], stopped: [], unchanged: [] };
+    const wanted = new Set(next.instances.map((i) => i.name));
+    const work: Promise<void>[] = [];
+    for (const instance of this.instances) {
+      if (wanted.has(instance.name)) continue;
+      summary.stopped.push(instance.name);
+      this.#instances.delete(instance.name);
+      work.push(instance.stop('removed from the config by reload').then(() => instance.close()));
+    }
+    const ordered = new Map<string, Instance>();
+    for (const plan of next.instances) {
+      const runnable = next.enabled && plan.enabled;
+      let instance = this.#instances.get(plan.name);
+      if (!instance) {
+        instance = new Instance(plan, this.#deps);
+        ordered.set(plan.name, instance);
+        if (runnable) {
+          summary.started.push(plan.name);
+          work.push(instance.start('added by reload'));
+        } else summary.unchanged.push(plan.name);
+        continue;
+      }
+      ordered.set(plan.name, instance);
+      const changed = launchKey(plan) !== launchKey(instance.plan);
+      const running = instance.state !== 'stopped' && instance.state !== 'fatal';
+      instance.setPlan(plan);
+      if (!runnable) {
+        if (instance.state !== 'stopped') {
+          summary.stopped.push(plan.name);
+          work.push(instance.stop('disabled by reload'));
+        } else summary.unchanged.push(plan.name);
+      } else if (changed && running) {
+        summary.restarted.push(plan.name);
+        work.push(instance.restart('launch plan changed by reload'));
+      } else if ((changed && instance.state === 'fatal') || (instance.state === 'stopped' && !this.#wasRunnable(plan.name))) {
+        // A fatal instance whose launch was fixed, or one just enabled; one stopped by hand stays stopped.
+        summary.started.push(plan.name);
+        work.push(instance.start(changed ? 'launch plan changed by reload' : 'enabled by reload'));
+      } else summary.unchanged.push(plan.name);
+    }
+    this.#instances.clear();
+    for (const [name, instance] of ordered) this.#instances.set(name, instance);
+    this.#plan = next;
+    await Promise.all(work);
+    this.#log.info({ event: 'reload', ...summary }, 'config reloaded');
+    return summary;
+  }
+
+  // Was this instance meant to run under the previous plan? (a newly enabled one gets started)
+  #wasRunnable(name: string): boolean {
+    const previous = this.#plan.instances.find((i) => i.name === name);
+    return this.#plan.enabled && previous?.enabled === true;
+  }
+
+  /** Stops every instance at once (each within its stop_timeout_s) and closes their logs. */
+  async shutdown(reason: string): Promise<void> {
+    await Promise.all(
+      this.instances.map(async (instance) => {
+        await instance.stop(reason);
+        await instance.close();
+      }),
+    );
+  }
+}

@@ -76,7 +76,7 @@ export async function startDaemon({ configPath, socketPath, version, env = proce
   };
 
   server = await startControlServer({ path: socketPath, handle: makeControlHandler({ supervisor, reload: daemon.reload, version }), log });
-  log.info({ event: 'listening', socket: socketPath, config: configPath, version }, `supervisor ${version} listening on ${socketPath}`);
+  log.info({ event: 'listening', socket: socketPath, config: configPath, version, daemon_pid: process.pid }, `supervisor ${version} listening on ${socketPath}`);
   void supervisor.startAll();
   return daemon;
 }

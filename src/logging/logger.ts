@@ -5,7 +5,8 @@ import pino, { type Logger } from 'pino';
 /** Creates the daemon logger; `SUPERVISOR_LOG_LEVEL` sets the level (default info). */
 export async function createLogger({ env = process.env, pretty = process.stdout.isTTY === true } = {}): Promise<Logger> {
   const level = env.SUPERVISOR_LOG_LEVEL ?? 'info';
-  const options = { level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime };
+  // No base fields: `pid` in an event is always the instance's child, never ours.
+  const options = { level, base: null, timestamp: pino.stdTimeFunctions.isoTime };
   if (pretty) {
     // Loaded on a TTY only: keeps the JSON path free of pino-pretty's start-up cost.
     const { default: pinoPretty } = await import('pino-pretty');

@@ -393,7 +393,9 @@ export class Instance extends EventEmitter {
 
     if (wasStopping) {
       if (this.#afterStop === 'restart') {
+        // A stall or failed liveness is a failure: the restart policy decides.
         this.#lastExit.reason = this.#stopReason;
+        if (this.#plan.policy.restart === 'never') return this.#fail(`${this.#stopReason} (restart = "never")`, status);
         return this.#scheduleRestart(this.#stopReason, status);
       }
       return this.#transition('stopped', reason);

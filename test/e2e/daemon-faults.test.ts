@@ -1,0 +1,143 @@
+// The daemon end to end with the fake server: faults a real llama-server
+// cannot produce on demand (ignored SIGTERM, escaped grandchildren, stalls).
+import { readFileSync, existsSync } from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { findMarkedProcesses, isAlive } from '../../src/supervise/process-tree.ts';
+import { fakeInstance, fakeMaster, startDaemon, type DaemonHandle } from '../support/daemon.ts';
+import { freePort } from '../support/llama-server.ts';
+
+let daemon: DaemonHandle | undefined;
+afterEach(async () => {
+  await daemon?.stop();
+  daemon = undefined;
+});
+
+const header = `${fakeMaster()}[instance.control]\nlog_dir = "@DIR@"\nbackoff_initial_ms = 100\nstop_timeout_s = 2\n`;
+
+describe('daemon with fake servers', () => {
+  it('status --json has exactly the documented keys; health goes 2 → 0', async () => {
+    const [p1, p2] = [await freePort(), await freePort()];
+    daemon = await startDaemon(header + fakeInstance('a', p1, ['--ready-after-ms', '1500']) + fakeInstance('b', p2));
+    const early = daemon.cli('health');
+    expect(early.code).toBe(2);
+    expect(early.stdout).toMatch(/^starting: /);
+    await daemon.waitForState('a', 'ready');
+    await daemon.waitForState('b', 'ready');
+    const rows = daemon.status();
+    expect(rows.map((r) => r.name)).toEqual(['a', 'b']);
+    expect(Object.keys(rows[0]).sort()).toEqual(
+      ['gpu_ids', 'last_exit', 'log_file', 'name', 'next_restart_at', 'pid', 'port', 'restarts', 'state', 'uptime_s'].sort(),
+    );
+    expect(rows[0]).toMatchObject({ port: p1, restarts: 0, last_exit: null, log_file: `${daemon.dir}/llama-server-a.log` });
+    expect(daemon.cli('health')).toMatchObject({ code: 0, stdout: 'healthy: 2/2 ready\n' });
+    const table = daemon.cli('status');
+    expect(table.stdout).toMatch(/^NAME\s+STATE\s+PID/);
+    expect(table.stdout).toContain('ready');
+  });
+
+  it('a child that ignores SIGTERM is killed after stop_timeout_s; its setsid grandchild is swept', async () => {
+    const port = await freePort();
+    daemon = await startDaemon(header + fakeInstance('stubborn', port, ['--ignore-sigterm', '--setsid-grandchild', '@DIR@/grandchild.pid']));
+    const row = await daemon.waitForState('stubborn', 'ready');
+    await daemon.waitFor(() => existsSync(`${daemon!.dir}/grandchild.pid`));
+    const grandchild = Number(readFileSync(`${daemon.dir}/grandchild.pid`, 'utf8'));
+    expect(isAlive(grandchild)).toBe(true);
+    const started = Date.now();
+    const stop = daemon.cli('stop', 'stubborn');
+    const took = Date.now() - started;
+    expect(stop.code).toBe(0);
+    expect(took).toBeGreaterThanOrEqual(1900);
+    expect(isAlive(row.pid)).toBe(false);
+    expect(isAlive(grandchild)).toBe(false);
+    await daemon.waitFor(() => daemon!.events.some((e) => e.event === 'sweep'), 5000, 'the sweep event');
+    expect(daemon.events.some((e) => e.event === 'kill')).toBe(true);
+  });
+
+  it('crash → backoff → restarted; restarts counted; exit explained with the log tail', async () => {
+    const port = await freePort();
+    daemon = await startDaemon(header + fakeInstance('crashy', port, ['--exit-after-ms', '300', '--exit-code', '3', '--print-line', 'about to crash: out of cheese']));
+    await daemon.waitFor(() => (daemon!.status()[0].restarts as number) >= 1, 20_000, 'a restart');
+    const row = daemon.status()[0];
+    expect(row.last_exit).toMatchObject({ code: 3, signal: null });
+    expect(row.last_exit.reason).toContain('exited with code 3');
+    // spawnSync blocks our event loop: let the daemon's piped log lines arrive first.
+    await daemon.waitFor(() => daemon!.events.filter((e) => e.event === 'transition').length >= 3, 5000, 'transition events');
+    const transitions = daemon.events.filter((e) => e.event === 'transition');
+    expect(transitions.every((e) => e.from !== e.to)).toBe(true);
+    expect(transitions.slice(0, 3).map((e) => `${e.from}->${e.to}`)).toEqual(['stopped->starting', 'starting->ready', 'ready->backoff']);
+    const logs = daemon.cli('logs', 'crashy', '-n', '200');
+    expect(logs.stdout).toContain('out of cheese');
+    expect(logs.stdout).toContain('[supervisor] pid');
+  });
+
+  it('a server that stays loading and says nothing is failed as stalled', async () => {
+    const port = await freePort();
+    daemon = await startDaemon(
+      header + fakeInstance('stall', port, ['--stay-loading', '--silent'], 'startup_stall_s = 1\nrestart = "never"\n'),
+    );
+    const row = await daemon.waitForState('stall', 'fatal', 10_000);
+    expect(row.restarts).toBe(0);
+    expect(row.last_exit.reason).toMatch(/^stalled while starting: no log output and no change in the health answer for 1 s/);
+    expect(row.last_exit.reason).toMatch(/\(restart = "never"\)$/);
+  });
+
+  it('stop --all, then SIGTERM: exit 0 quickly and no process of ours is left', async () => {
+    const [p1, p2] = [await freePort(), await freePort()];
+    daemon = await startDaemon(header + fakeInstance('a', p1) + fakeInstance('b', p2));
+    await daemon.waitForState('a', 'ready');
+    await daemon.waitForState('b', 'ready');
+    const pids = daemon.status().map((r) => r.pid as number);
+    const result = await daemon.stop();
+    daemon = undefined;
+    expect(result.code).toBe(0);
+    expect(result.ms).toBeLessThan(3000);
+    for (const pid of pids) expect(isAlive(pid)).toBe(false);
+    expect(await findMarkedProcesses('INFER_DEV_INSTANCE', 'a')).toEqual([]);
+  });
+
+  it('reload: a broken config is rejected and nothing running is touched; a fixed one restarts only what changed', async () => {
+    const [p1, p2, p3] = [await freePort(), await freePort(), await freePort()];
+    daemon = await startDaemon(header + fakeInstance('a', p1) + fakeInstance('b', p2));
+    const a = await daemon.waitForState('a', 'ready');
+    const b = await daemon.waitForState('b', 'ready');
+    daemon.writeConfig(`${header}${fakeInstance('a', p1)}${fakeInstance('b', p2)}[instance.c.server]\nport = "x"\n`);
+    const bad = daemon.cli('reload');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/config\.toml:\d+:\d+: error: instance\.c\.server\.port: expected a number/);
+    expect(daemon.status().map((r) => r.pid)).toEqual([a.pid, b.pid]);
+    daemon.writeConfig(header + fakeInstance('a', p1) + fakeInstance('b', p2, ['--print-line', 'changed']) + fakeInstance('c', p3));
+    const ok = daemon.cli('reload', '--json');
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.stdout)).toEqual({ started: ['c'], restarted: ['b'], stopped: [], unchanged: ['a'] });
+    await daemon.waitForState('b', 'ready');
+    await daemon.waitForState('c', 'ready');
+    const after = daemon.status();
+    expect(after[0].pid).toBe(a.pid);
+    expect(after[1].pid).not.toBe(b.pid);
+  });
+
+  it('a port held by a foreign process is named, and only that instance is fatal', async () => {
+    const [held, free] = [await freePort(), await freePort()];
+    const { createServer } = await import('node:net');
+    const blocker = createServer().listen(held, '127.0.0.1');
+    try {
+      daemon = await startDaemon(header + fakeInstance('blocked', held) + fakeInstance('fine', free));
+      const row = await daemon.waitForState('blocked', 'fatal');
+      expect(row.last_exit.reason).toMatch(new RegExp(`port ${held} is already in use by pid ${process.pid} \\(`));
+      await daemon.waitForState('fine', 'ready');
+      expect(daemon.cli('health').code).toBe(1);
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it('CLI errors: unknown instance is exit 2; no daemon is exit 3', async () => {
+    const port = await freePort();
+    daemon = await startDaemon(header + fakeInstance('a', port));
+    const unknown = daemon.cli('restart', 'nope');
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toBe('supervisor: no instance named "nope" (instances: a)\n');
+    const socketless = daemon.cli('status');
+    expect(socketless.code).toBe(0);
+  });
+});

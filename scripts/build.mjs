@@ -7,7 +7,8 @@ const { version } = JSON.parse(readFileSync(new URL('../package.json', import.me
 
 rmSync(new URL('../dist', import.meta.url), { recursive: true, force: true });
 await build({
-  entryPoints: { cli: 'src/cli/main.ts' },
+  // tiny-model: the generated test/demo model (dev tool, not part of the supervisor).
+  entryPoints: { cli: 'src/cli/main.ts', 'tiny-model': 'tools/tiny-model/main.ts' },
   outdir: 'dist',
   bundle: true,
   splitting: true,

@@ -15,6 +15,20 @@ export interface DaemonControl {
 
 type Args = Record<string, unknown>;
 
+/** `logs -n` is capped so one reply stays well inside the protocol's 1 MiB frame. */
+const MAX_LOG_LINES = 10_000;
+const MAX_LOG_REPLY_BYTES = 768 * 1024;
+
+// Keeps the newest lines that fit in one reply.
+function fitReply(lines: string[]): string[] {
+  let bytes = 0;
+  for (let i = lines.length - 1; i >= 0; i--) {
+    bytes += Buffer.byteLength(lines[i]) + 8;
+    if (bytes > MAX_LOG_REPLY_BYTES) return lines.slice(i + 1);
+  }
+  return lines;
+}
+
 const names = (args: Args): string[] => (Array.isArray(args.names) ? args.names.map(String) : []);
 
 /** Builds the daemon's request handler from the command table. */
@@ -43,12 +57,12 @@ export function makeControlHandler(daemon: DaemonControl): ControlHandler {
     logs: async (args, signal) => {
       const [instance] = supervisor.select([String(args.name ?? '')], false);
       const file = instance.plan.logFile;
-      const count = Number.isInteger(args.lines) ? (args.lines as number) : 50;
+      const count = Math.min(Number.isInteger(args.lines) ? (args.lines as number) : 50, MAX_LOG_LINES);
       const head = await readLastLines(file, count).catch((err: NodeJS.ErrnoException) => {
         if (err.code === 'ENOENT') return [] as string[];
         throw new SupervisorError(`cannot read ${file}: ${err.message}`);
       });
-      if (args.follow !== true) return { file, lines: head };
+      if (args.follow !== true) return { file, lines: fitReply(head) };
       return {
         stream: (async function* () {
           if (head.length > 0) yield `${head.join('\n')}\n`;

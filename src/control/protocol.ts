@@ -63,6 +63,7 @@ export interface EndReply {
   end: true;
 }
 
+/** Every frame the daemon sends. */
 export type ControlReply = ResultReply | ErrorReply | ChunkReply | EndReply;
 
 /** parseRequest's answer: the request, or why the frame was refused (with its id when one could be read). */

@@ -212,6 +212,8 @@ function writeFrame(socket: Socket, frame: ControlReply): boolean {
 /** Reads frames from one connection and starts a request for each. */
 function serveConnection({ conn, handle, log }: { conn: Connection; handle: ControlHandler; log: ControlLogger }): void {
   const { socket } = conn;
+  // Each in-flight reply may wait for 'drain' at once; that many listeners is by design, not a leak.
+  socket.setMaxListeners(MAX_IN_FLIGHT_PER_CONNECTION + 8);
   socket.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code !== undefined && PEER_GONE_ERRNOS.has(err.code)) log.debug({ err }, 'control client went away');
     else log.warn({ err }, 'control connection failed');
@@ -263,9 +265,11 @@ async function runRequest({ conn, request, handle, log }: {
       await pipeStream({ socket, id, stream: value.stream, signal: controller.signal, log });
       return;
     }
-    if (controller.signal.aborted) return;
     const frame = encodeFrame({ v: PROTOCOL_VERSION, id, ok: true, result: value ?? null });
     if (Buffer.byteLength(frame) > MAX_FRAME_BYTES + 1) throw new Error(`reply to "${cmd}" is longer than ${MAX_FRAME_BYTES} bytes`);
+    // Still counted in flight while it waits, so a client that does not read gets refusals, not a growing buffer.
+    if (socket.writableLength > MAX_UNREAD_REPLY_BYTES && (await waitForDrain({ socket, signal: controller.signal })) === 'aborted') return;
+    if (controller.signal.aborted) return;
     if (!socket.destroyed && socket.writable) socket.write(frame);
   } catch (err) {
     if (controller.signal.aborted) return;
@@ -281,6 +285,23 @@ function describeFailure({ err, cmd, log }: { err: unknown; cmd: string; log: Co
   log.error({ err, cmd }, 'control handler failed');
   const message = err instanceof Error ? err.message : String(err);
   return { message: `internal error: ${message}`, exitCode: 1 };
+}
+
+/** Waits until the socket's write buffer empties, or the request is aborted (the client left: no drain comes). */
+function waitForDrain({ socket, signal }: { socket: Socket; signal: AbortSignal }): Promise<'drained' | 'aborted'> {
+  if (signal.aborted) return Promise.resolve('aborted');
+  return new Promise((resolve) => {
+    const onDrain = (): void => {
+      signal.removeEventListener('abort', onAbort);
+      resolve('drained');
+    };
+    const onAbort = (): void => {
+      socket.off('drain', onDrain);
+      resolve('aborted');
+    };
+    socket.once('drain', onDrain);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
 }
 
 /** True for a handler result that asks for a streamed reply. */
@@ -324,10 +345,8 @@ async function pipeStream({ socket, id, stream, signal, log }: {
         break;
       }
       for (const chunk of splitChunk(String(step.value))) {
-        if (writeFrame(socket, { v: PROTOCOL_VERSION, id, ok: true, chunk })) continue;
         // Backpressure: a client that reads slowly must not make the daemon buffer its whole log.
-        const drained = new Promise<'drained'>((resolve) => socket.once('drain', () => resolve('drained')));
-        if ((await Promise.race([drained, aborted])) === 'aborted') return;
+        if (!writeFrame(socket, { v: PROTOCOL_VERSION, id, ok: true, chunk }) && (await waitForDrain({ socket, signal })) === 'aborted') return;
       }
     }
   } finally {

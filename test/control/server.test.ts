@@ -1,0 +1,375 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, rename, stat, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { afterEach, describe, expect, test } from 'vitest';
+import { sendRequest, streamRequest } from '../../src/control/client.ts';
+import { startControlServer, type ControlHandler, type ControlServer } from '../../src/control/server.ts';
+import { EXIT, NotRunningError, SupervisorError, UsageError } from '../../src/errors.ts';
+import { collectGarbage, makeSocketDir, openRawConnection, waitUntil } from './socket-fixtures.ts';
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+// Starts a server on a fresh temp socket and registers its cleanup.
+async function start(handle: ControlHandler, log?: Parameters<typeof startControlServer>[0]['log']): Promise<ControlServer & { dir: string }> {
+  const { dir, path, remove } = await makeSocketDir();
+  cleanups.push(remove);
+  const server = await startControlServer({ path, handle, log });
+  cleanups.push(() => server.close());
+  return Object.assign(server, { dir });
+}
+
+// Live JS heap plus buffers, after a full GC: what the process holds on to, unlike RSS, which rarely shrinks.
+function getRetainedBytes(): number {
+  collectGarbage();
+  const { heapUsed, external, arrayBuffers } = process.memoryUsage();
+  return heapUsed + external + arrayBuffers;
+}
+
+// A handler with a few commands the tests need.
+const handle: ControlHandler = async (cmd, args, { signal }) => {
+  switch (cmd) {
+    case 'echo':
+      return args;
+    case 'sleep':
+      await new Promise((resolve) => setTimeout(resolve, Number(args.ms)));
+      return { slept: args.ms };
+    case 'usage':
+      throw new UsageError('unknown instance "x"');
+    case 'bug':
+      throw new TypeError('boom');
+    case 'undefined':
+      return undefined;
+    case 'big':
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      return 'x'.repeat(256 * 1024);
+    case 'huge':
+      return 'x'.repeat(2 * 1024 * 1024);
+    case 'bigint':
+      return { n: 1n };
+    case 'wait-abort':
+      return new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(new Error('aborted'))));
+    default:
+      throw new SupervisorError(`unknown command "${cmd}"`, { exitCode: EXIT.USAGE });
+  }
+};
+
+describe('control server', () => {
+  test('round trip through the client', async () => {
+    const server = await start(handle);
+    expect(await sendRequest({ path: server.path, cmd: 'echo', args: { a: 1, s: 'é' } })).toEqual({ a: 1, s: 'é' });
+    expect(await sendRequest({ path: server.path, cmd: 'undefined' })).toBeNull();
+  });
+
+  test('several requests in flight on one connection, replies matched by id', async () => {
+    const server = await start(handle);
+    const conn = await openRawConnection(server.path);
+    // All three in one write; the slowest goes first, so replies come back out of order.
+    conn.send(
+      [
+        { v: 1, id: 1, cmd: 'sleep', args: { ms: 150 } },
+        { v: 1, id: 2, cmd: 'sleep', args: { ms: 50 } },
+        { v: 1, id: 3, cmd: 'echo', args: { x: 3 } },
+      ]
+        .map((f) => `${JSON.stringify(f)}\n`)
+        .join(''),
+    );
+    const frames = await conn.waitForFrames(3);
+    expect(frames.map((f) => f.id)).toEqual([3, 2, 1]);
+    expect(frames.find((f) => f.id === 1)).toEqual({ v: 1, id: 1, ok: true, result: { slept: 150 } });
+    conn.close();
+  });
+
+  test('handler errors: SupervisorError keeps message and exit code; anything else is a logged internal error', async () => {
+    const logged: unknown[] = [];
+    const log = { error: (obj: object) => logged.push(obj), warn() {}, debug() {} };
+    const server = await start(handle, log);
+    const usage = await sendRequest({ path: server.path, cmd: 'usage' }).catch((e: unknown) => e);
+    expect(usage).toBeInstanceOf(SupervisorError);
+    expect(usage).toMatchObject({ message: 'unknown instance "x"', exitCode: EXIT.USAGE });
+
+    const bug = await sendRequest({ path: server.path, cmd: 'bug' }).catch((e: unknown) => e);
+    expect(bug).toMatchObject({ message: 'internal error: boom', exitCode: EXIT.FAILED });
+    expect(logged[0]).toEqual(expect.objectContaining({ cmd: 'bug', err: expect.any(TypeError) }));
+
+    // A result over the frame limit is refused the same way.
+    const huge = await sendRequest({ path: server.path, cmd: 'huge' }).catch((e: unknown) => e);
+    expect(huge).toMatchObject({ exitCode: EXIT.FAILED, message: 'internal error: reply to "huge" is longer than 1048576 bytes' });
+
+    // A result JSON cannot hold is a handler bug too, not a dead connection.
+    const bigint = await sendRequest({ path: server.path, cmd: 'bigint' }).catch((e: unknown) => e);
+    expect(bigint).toMatchObject({ exitCode: EXIT.FAILED, message: expect.stringMatching(/^internal error: .*BigInt/) });
+  });
+
+  test('garbage frames get error replies and the connection keeps serving', async () => {
+    const server = await start(handle);
+    const conn = await openRawConnection(server.path);
+    conn.send('this is not json\n');
+    conn.send('{"v":2,"id":9,"cmd":"echo","args":{}}\n');
+    conn.send('{"v":1,"id":10,"args":{}}\n');
+    conn.send('{"v":1,"id":11,"cmd":"echo","args":"x"}\n');
+    conn.send(Buffer.concat([randomBytes(64).map((b) => (b === 0x0a ? 0x20 : b)), Buffer.from('\n')]));
+    conn.send('{"v":1,"id":12,"cmd":"echo","args":{"still":"here"}}\n');
+    const frames = await conn.waitForFrames(6);
+    expect(frames.slice(0, 5).map((f) => [f.id, f.ok])).toEqual([
+      [null, false],
+      [9, false],
+      [10, false],
+      [11, false],
+      [null, false],
+    ]);
+    expect(frames[1]).toMatchObject({ error: { message: expect.stringContaining('client sent version 2, the daemon speaks version 1') } });
+    expect(frames[5]).toEqual({ v: 1, id: 12, ok: true, result: { still: 'here' } });
+    conn.close();
+  });
+
+  test('a line over 1 MiB gets an error reply and its connection is closed; the daemon keeps serving', async () => {
+    const server = await start(handle);
+    const conn = await openRawConnection(server.path);
+    conn.send(Buffer.alloc(2 * 1024 * 1024, 0x41));
+    const [frame] = await conn.waitForFrames(1);
+    expect(frame).toMatchObject({ id: null, ok: false, error: { message: expect.stringContaining('frame longer than 1048576 bytes') } });
+    await conn.closed;
+    expect(await sendRequest({ path: server.path, cmd: 'echo', args: { ok: 1 } })).toEqual({ ok: 1 });
+  });
+
+  test('a client that disconnects mid-request aborts the handler signal', async () => {
+    let aborted = false;
+    const server = await start(async (_cmd, _args, { signal }) => {
+      await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve()));
+      aborted = true;
+      return null;
+    });
+    const conn = await openRawConnection(server.path);
+    conn.send('{"v":1,"id":1,"cmd":"wait","args":{}}\n');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(aborted).toBe(false);
+    conn.close();
+    await waitUntil(() => aborted);
+  });
+
+  test('creates the socket directory 0700 and the socket 0600', async () => {
+    const { dir, remove } = await makeSocketDir();
+    cleanups.push(remove);
+    const path = join(dir, 'run', 's.sock');
+    const server = await startControlServer({ path, handle });
+    cleanups.push(() => server.close());
+    expect((await stat(join(dir, 'run'))).mode & 0o777).toBe(0o700);
+    const info = await stat(path);
+    expect(info.isSocket()).toBe(true);
+    expect(info.mode & 0o777).toBe(0o600);
+  });
+
+  test('replaces a stale socket file nobody listens on', async () => {
+    const { path, remove } = await makeSocketDir();
+    cleanups.push(remove);
+    // A socket file left behind by a daemon that died: bound, then its listener gone without unlink.
+    const dead = createServer();
+    await new Promise<void>((resolve) => dead.listen(path, resolve));
+    // Close the fd without the unlink libuv would do: move the file aside, close, put it back.
+    const aside = `${path}.x`;
+    await rename(path, aside);
+    await new Promise<void>((resolve) => dead.close(() => resolve()));
+    await rename(aside, path);
+    expect((await stat(path)).isSocket()).toBe(true);
+    await expect(sendRequest({ path, cmd: 'echo' })).rejects.toBeInstanceOf(NotRunningError);
+
+    const server = await startControlServer({ path, handle });
+    cleanups.push(() => server.close());
+    expect(await sendRequest({ path, cmd: 'echo', args: { fresh: true } })).toEqual({ fresh: true });
+  });
+
+  test('a regular file in the way is treated as stale too', async () => {
+    const { path, remove } = await makeSocketDir();
+    cleanups.push(remove);
+    await writeFile(path, 'leftover');
+    const server = await startControlServer({ path, handle });
+    cleanups.push(() => server.close());
+    expect(await sendRequest({ path, cmd: 'echo', args: {} })).toEqual({});
+  });
+
+  test('refuses to start a second server on a live socket, and leaves the first one serving', async () => {
+    const first = await start(handle);
+    const second = await startControlServer({ path: first.path, handle }).catch((e: unknown) => e);
+    expect(second).toBeInstanceOf(SupervisorError);
+    expect((second as Error).message).toBe(`another supervisor is already running on ${first.path}`);
+    expect(await sendRequest({ path: first.path, cmd: 'echo', args: { first: 1 } })).toEqual({ first: 1 });
+  });
+
+  test('close() stops listening, aborts in-flight requests, ends connections and removes the socket', async () => {
+    const { path, remove } = await makeSocketDir();
+    cleanups.push(remove);
+    const server = await startControlServer({ path, handle });
+    const pending = sendRequest({ path, cmd: 'wait-abort' }).catch((e: unknown) => e);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await server.close();
+    expect(await pending).toBeInstanceOf(SupervisorError);
+    await expect(stat(path)).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(sendRequest({ path, cmd: 'echo' })).rejects.toMatchObject({ exitCode: EXIT.NOT_RUNNING });
+    await server.close(); // idempotent
+  });
+
+  test('a client that never reads gets refusals once its unread replies pass 1 MiB, not an ever-growing buffer', async () => {
+    const server = await start(handle);
+    const conn = await openRawConnection(server.path);
+    conn.socket.pause(); // read nothing for now
+    // 20 batches of 32 requests for 256 KiB each: 160 MiB of replies if the server buffered them all.
+    let id = 0;
+    for (let batch = 0; batch < 20; batch++) {
+      conn.send(Array.from({ length: 32 }, () => `{"v":1,"id":${id++},"cmd":"big","args":{}}\n`).join(''));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    conn.socket.resume();
+    const frames = await conn.waitForFrames(id, 20_000);
+    const results = frames.filter((f) => f.ok).length;
+    const refused = frames.filter((f) => !f.ok && JSON.stringify(f).includes('too many requests in flight')).length;
+    expect(results + refused).toBe(id);
+    // The 32 in flight, plus what the kernel socket buffer took before the 1 MiB mark (~36 here); not all 640.
+    expect(results).toBeLessThanOrEqual(128);
+    conn.close();
+  });
+
+  test('a client that floods bad lines without reading is no longer read, so error replies cannot pile up', async () => {
+    const server = await start(handle);
+    const conn = await openRawConnection(server.path);
+    conn.socket.pause();
+    const before = getRetainedBytes();
+    // 1 M bad lines: ~110 MB of error replies (and far more in Node's write queue) if the server kept reading.
+    const piece = Buffer.from('x\n'.repeat(32 * 1024));
+    for (let i = 0; i < 32; i++) conn.send(piece);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const growth = getRetainedBytes() - before;
+    conn.close();
+    // Bounded by one 64 KiB read's worth of replies (~8 MiB held here); without the pause, 25 MiB after 1.5 s.
+    expect(growth).toBeLessThan(16 * 1024 * 1024);
+    expect(await sendRequest({ path: server.path, cmd: 'echo', args: { alive: 1 } })).toEqual({ alive: 1 });
+  });
+
+  test('refuses more than 32 requests in flight on one connection', async () => {
+    const server = await start(handle);
+    const conn = await openRawConnection(server.path);
+    const lines = Array.from({ length: 33 }, (_, i) => `{"v":1,"id":${i},"cmd":"sleep","args":{"ms":100}}\n`);
+    conn.send(lines.join(''));
+    const frames = await conn.waitForFrames(33);
+    expect(frames[0]).toMatchObject({ id: 32, ok: false, error: { message: expect.stringContaining('too many requests') } });
+    expect(frames.slice(1).every((f) => f.ok)).toBe(true);
+    conn.close();
+  });
+});
+
+describe('streamed replies', () => {
+  test('sends each chunk, then end', async () => {
+    const server = await start(async () => ({
+      stream: (async function* () {
+        yield 'one\n';
+        yield 'two\n';
+        yield 'three\n';
+      })(),
+    }));
+    const chunks: string[] = [];
+    for await (const chunk of streamRequest({ path: server.path, cmd: 'logs', args: { follow: true } })) chunks.push(chunk);
+    expect(chunks).toEqual(['one\n', 'two\n', 'three\n']);
+
+    const conn = await openRawConnection(server.path);
+    conn.send('{"v":1,"id":4,"cmd":"logs","args":{}}\n');
+    const frames = await conn.waitForFrames(4);
+    expect(frames.at(-1)).toEqual({ v: 1, id: 4, ok: true, end: true });
+    conn.close();
+  });
+
+  test('a chunk too big for one frame is cut into several that join back to it', async () => {
+    // 1.5 M characters: emoji (surrogate pairs, so a cut could land mid-pair) and control characters (6 bytes escaped).
+    const big = '😀\u0001é'.repeat(375_000);
+    const server = await start(async () => ({ stream: (async function* () { yield big; })() }));
+    const chunks: string[] = [];
+    for await (const chunk of streamRequest({ path: server.path, cmd: 'logs' })) chunks.push(chunk);
+    expect(chunks.length).toBeGreaterThan(1);
+    expect(chunks.join('') === big).toBe(true);
+  });
+
+  test('a producer that fails mid-stream ends it with an error frame', async () => {
+    const server = await start(async () => ({
+      stream: (async function* () {
+        yield 'first';
+        throw new SupervisorError('log file vanished');
+      })(),
+    }));
+    const chunks: string[] = [];
+    const failure = await (async () => {
+      for await (const chunk of streamRequest({ path: server.path, cmd: 'logs' })) chunks.push(chunk);
+    })().catch((e: unknown) => e);
+    expect(chunks).toEqual(['first']);
+    expect(failure).toMatchObject({ message: 'log file vanished', exitCode: EXIT.FAILED });
+  });
+
+  test('a client that stops reading aborts the stream and its producer is stopped', async () => {
+    let producerStopped = false;
+    let signalAborted = false;
+    const server = await start(async (_cmd, _args, { signal }) => {
+      signal.addEventListener('abort', () => {
+        signalAborted = true;
+      });
+      return {
+        stream: (async function* () {
+          try {
+            for (let i = 0; !signal.aborted; i++) {
+              yield `tick ${i}\n`;
+              await new Promise((resolve) => setTimeout(resolve, 5));
+            }
+          } finally {
+            producerStopped = true;
+          }
+        })(),
+      };
+    });
+    const seen: string[] = [];
+    for await (const chunk of streamRequest({ path: server.path, cmd: 'logs', args: { follow: true } })) {
+      seen.push(chunk);
+      if (seen.length === 3) break;
+    }
+    expect(seen).toEqual(['tick 0\n', 'tick 1\n', 'tick 2\n']);
+    await waitUntil(() => signalAborted && producerStopped);
+  });
+
+  test('a producer blocked forever does not keep the request alive after the client leaves', async () => {
+    let signalAborted = false;
+    const server = await start(async (_cmd, _args, { signal }) => {
+      signal.addEventListener('abort', () => {
+        signalAborted = true;
+      });
+      return {
+        stream: (async function* () {
+          yield 'only';
+          await new Promise(() => undefined); // never settles, ignores the signal
+        })(),
+      };
+    });
+    for await (const chunk of streamRequest({ path: server.path, cmd: 'logs' })) {
+      expect(chunk).toBe('only');
+      break;
+    }
+    await waitUntil(() => signalAborted);
+    // The server still answers, and closes cleanly (afterEach) with the stuck producer around.
+    const again: string[] = [];
+    for await (const chunk of streamRequest({ path: server.path, cmd: 'logs' })) {
+      again.push(chunk);
+      break;
+    }
+    expect(again).toEqual(['only']);
+  });
+});
+
+describe('socket directory', () => {
+  test('an existing directory keeps its mode', async () => {
+    const { dir, remove } = await makeSocketDir();
+    cleanups.push(remove);
+    const shared = join(dir, 'shared');
+    await mkdir(shared, { mode: 0o755 });
+    const server = await startControlServer({ path: join(shared, 's.sock'), handle });
+    cleanups.push(() => server.close());
+    expect((await stat(shared)).mode & 0o777).toBe(0o755);
+  });
+});

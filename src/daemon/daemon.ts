@@ -77,7 +77,7 @@ export async function startDaemon({ configPath, socketPath, version, env = proce
 
   server = await startControlServer({ path: socketPath, handle: makeControlHandler({ supervisor, reload: daemon.reload, version }), log });
   log.info({ event: 'listening', socket: socketPath, config: configPath, version, daemon_pid: process.pid }, `supervisor ${version} listening on ${socketPath}`);
-  void supervisor.startAll();
+  supervisor.startAll().catch((err: Error) => log.error({ err, event: 'start-all-failed' }, `starting the instances failed: ${err.message}`));
   return daemon;
 }
 

@@ -94,7 +94,8 @@ export interface InstanceDeps {
   sweepLeftovers(instance: string): Promise<number[]>;
 }
 
-type AfterStop = 'stopped' | 'restart';
+/** What follows the exit of a child being stopped: rest, the restart policy (stall, liveness), or a start command that came in meanwhile. */
+type AfterStop = 'stopped' | 'restart' | 'start';
 
 /** One supervised instance. */
 export class Instance extends EventEmitter {
@@ -106,10 +107,15 @@ export class Instance extends EventEmitter {
   /** Incremented per spawn; events from an older child are ignored. */
   #generation = 0;
   #log: InstanceLog | null = null;
+  /** The file #log writes to; a plan that moves it gets a new log at the next spawn. */
+  #logFile: string | null = null;
   #timer: TimerHandle | null = null;
+  /** Changes whenever #timer is cleared or replaced; an event posted by an older timer is dropped. */
+  #timerToken = 0;
   #killTimer: TimerHandle | null = null;
   #afterStop: AfterStop = 'stopped';
   #stopReason = '';
+  #startReason = '';
   #startedAt: number | null = null;
   #readySince: number | null = null;
   #restarts = 0;
@@ -160,17 +166,31 @@ export class Instance extends EventEmitter {
     };
   }
 
-  /** Starts the instance unless it is already starting or running; resolves once the start is under way. */
-  start(reason = 'start requested'): Promise<void> {
-    return this.#enqueue(async () => {
-      if (this.#state === 'starting' || this.#state === 'ready' || this.#state === 'stopping') return;
-      if (this.#state === 'backoff' || this.#state === 'fatal') this.#clearTimer();
+  /**
+   * Starts the instance unless it is already starting or running; resolves once the start is under way.
+   * While a stop is in progress, the start follows the exit (the last command wins).
+   */
+  async start(reason = 'start requested'): Promise<void> {
+    const afterExit = await this.#enqueue(async () => {
+      if (this.#state === 'starting' || this.#state === 'ready') return false;
+      if (this.#state === 'stopping') {
+        this.#afterStop = 'start';
+        this.#startReason = reason;
+        return true;
+      }
+      // A pending backoff or port wait is replaced by this start.
+      this.#clearTimer();
       if (this.#state === 'fatal') {
         this.#restartsAt = [];
         this.#attempt = 0;
       }
       await this.#launch(reason);
+      return false;
     });
+    if (!afterExit) return;
+    await this.waitFor(['stopped', 'backoff', 'fatal']);
+    // The exit handler launches right after its transition to stopped: let it finish.
+    await this.#enqueue(() => undefined);
   }
 
   /** Stops the instance and resolves once no process of it is left. */
@@ -180,6 +200,9 @@ export class Instance extends EventEmitter {
       if (this.#state === 'backoff' || this.#state === 'fatal') {
         this.#clearTimer();
         this.#transition('stopped', reason);
+      } else if (this.#state === 'stopped') {
+        // Nothing runs, but a start may be waiting for the port: cancel it.
+        this.#clearTimer();
       } else if (this.#state === 'starting' || this.#state === 'ready') {
         this.#terminate(reason);
       }
@@ -241,7 +264,14 @@ export class Instance extends EventEmitter {
     if (plan.model !== null && !this.#deps.fileExists(plan.model)) {
       return this.#fail(`model file not found: ${plan.model}`, { code: null, signal: null });
     }
-    const holder = await this.#deps.findPortHolder(plan.port);
+    let holder: { pid: number; command: string } | null;
+    try {
+      holder = await this.#deps.findPortHolder(plan.port);
+    } catch (err) {
+      // /proc unreadable is no reason to refuse a start: llama-server reports a taken port itself.
+      this.#deps.log.warn({ instance: this.name, err, event: 'port-check-failed' }, `${this.name}: cannot check port ${plan.port}: ${(err as Error).message}`);
+      holder = null;
+    }
     if (holder) {
       const own = holder.pid > 0 && (await this.#deps.isOwnProcess(holder.pid, plan.name));
       const now = this.#deps.clock.now();
@@ -252,21 +282,21 @@ export class Instance extends EventEmitter {
         return this.#fail(`port ${plan.port} is already in use by ${who}`, { code: null, signal: null });
       }
       // Our own previous process is still letting go of the port: look again shortly.
-      this.#timer = this.#deps.clock.setTimeout(() => {
-        this.#timer = null;
-        void this.#enqueue(() => this.#launch(reason));
-      }, STARTING_PROBE_INTERVAL_MS);
+      this.#setTimer(STARTING_PROBE_INTERVAL_MS, () => this.#launch(reason));
       return;
     }
     this.#portWaitSince = null;
-    this.#log ??= await this.#deps.openLog(plan);
+    const log = await this.#openLog(plan);
+    if (log === null) return;
     let child: ChildHandle;
     try {
       child = await this.#deps.spawner.spawn(plan);
     } catch (err) {
-      if (!(err instanceof SpawnFailure)) throw err;
-      this.#log.appendRecord(`[supervisor] ${err.message}`);
-      return this.#fail(err.message, { code: null, signal: null });
+      // A SpawnFailure is a config problem (missing executable, unknown user); anything else is ours, but still fatal, never a crash of PID 1.
+      const message = err instanceof SpawnFailure ? err.message : `cannot start ${plan.executable}: ${(err as Error).message}`;
+      if (!(err instanceof SpawnFailure)) this.#deps.log.error({ instance: this.name, err, event: 'spawn-error' }, message);
+      log.appendRecord(`[supervisor] ${message}`);
+      return this.#fail(message, { code: null, signal: null });
     }
     const generation = ++this.#generation;
     this.#child = child;
@@ -275,11 +305,32 @@ export class Instance extends EventEmitter {
     this.#lastAnswer = '';
     this.#lastProgressAt = this.#startedAt;
     this.#healthFailures = 0;
-    this.#pipeOutput(child, this.#log);
-    this.#log.appendRecord(`[supervisor] started pid ${child.pid}: ${plan.executable} ${plan.args.join(' ')}`);
-    void child.exited.then((status) => this.#enqueue(() => this.#onExit(generation, status)));
+    this.#pipeOutput(child, log);
+    log.appendRecord(`[supervisor] started pid ${child.pid}: ${plan.executable} ${plan.args.join(' ')}`);
+    // #enqueue logs a failing handler; the promise it returns is not passed on, so a failure is no unhandled rejection.
+    void child.exited.then((status) => {
+      void this.#enqueue(() => this.#onExit(generation, status));
+    });
     this.#transition('starting', reason);
     this.#scheduleProbe(generation, STARTING_PROBE_INTERVAL_MS);
+  }
+
+  // The log of the plan's file, opened on first use and reopened when the plan moved it; null (and fatal) when it cannot be opened.
+  async #openLog(plan: InstancePlan): Promise<InstanceLog | null> {
+    if (this.#log !== null && this.#logFile === plan.logFile) return this.#log;
+    const previous = this.#log;
+    this.#log = null;
+    this.#logFile = null;
+    await previous?.close();
+    try {
+      this.#log = await this.#deps.openLog(plan);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      this.#fail(`cannot open log file ${plan.logFile}: ${message}`, null);
+      return null;
+    }
+    this.#logFile = plan.logFile;
+    return this.#log;
   }
 
   #pipeOutput(child: ChildHandle, log: InstanceLog): void {
@@ -303,7 +354,9 @@ export class Instance extends EventEmitter {
       const timeoutMs = Math.min(2000, policy.healthIntervalS * 1000);
       void this.#deps.prober
         .probe({ host, port, path: policy.healthPath, timeoutMs })
-        .then((result) => this.#enqueue(() => this.#onProbe(generation, result)));
+        .then((result) => {
+          void this.#enqueue(() => this.#onProbe(generation, result));
+        });
     }, delayMs);
   }
 
@@ -376,7 +429,7 @@ export class Instance extends EventEmitter {
     this.#clearTimer();
     if (this.#killTimer) this.#deps.clock.clearTimeout(this.#killTimer);
     this.#killTimer = null;
-    const swept = await this.#deps.sweepLeftovers(this.name);
+    const swept = await this.#sweepLeftovers();
     if (swept.length > 0) {
       this.#deps.log.warn(
         { instance: this.name, pids: swept, event: 'sweep' },
@@ -398,7 +451,12 @@ export class Instance extends EventEmitter {
         if (this.#plan.policy.restart === 'never') return this.#fail(`${this.#stopReason} (restart = "never")`, status);
         return this.#scheduleRestart(this.#stopReason, status);
       }
-      return this.#transition('stopped', reason);
+      this.#transition('stopped', reason);
+      if (this.#afterStop === 'start') {
+        this.#afterStop = 'stopped';
+        await this.#launch(this.#startReason);
+      }
+      return;
     }
     if (verdict.configFailure) return this.#fail(reason, status);
     const clean = status.code === 0;
@@ -406,6 +464,17 @@ export class Instance extends EventEmitter {
     if (restart === 'always' || (restart === 'on-failure' && !clean)) return this.#scheduleRestart(reason, status);
     if (clean) return this.#transition('stopped', reason);
     return this.#fail(`${reason} (restart = "never")`, status);
+  }
+
+  // A failed sweep (e.g. /proc unreadable) is reported, and the exit is handled all the same.
+  async #sweepLeftovers(): Promise<number[]> {
+    try {
+      return await this.#deps.sweepLeftovers(this.name);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      this.#deps.log.warn({ instance: this.name, err, event: 'sweep-failed' }, `${this.name}: cannot look for leftover processes: ${message}`);
+      return [];
+    }
   }
 
   #scheduleRestart(reason: string, status: ExitStatus): void {
@@ -427,27 +496,41 @@ export class Instance extends EventEmitter {
     this.#restartsAt = [...budget.recent, now];
     this.#nextRestartAt = now + delay;
     this.#transition('backoff', `${reason}; restarting in ${delay} ms`);
-    this.#timer = this.#deps.clock.setTimeout(() => {
-      this.#timer = null;
-      void this.#enqueue(async () => {
-        if (this.#state !== 'backoff') return;
-        this.#nextRestartAt = null;
-        this.#restarts++;
-        await this.#launch(`restart #${this.#restarts} after backoff`);
-      });
-    }, delay);
+    this.#setTimer(delay, async () => {
+      if (this.#state !== 'backoff') return;
+      this.#nextRestartAt = null;
+      this.#restarts++;
+      await this.#launch(`restart #${this.#restarts} after backoff`);
+    });
   }
 
   // Gives up: fatal keeps the reason for status; nothing restarts it but a start command.
   #fail(reason: string, status: ExitStatus | null): void {
     this.#lastExit = { code: status?.code ?? null, signal: status?.signal ?? null, reason };
+    if (this.#state === 'fatal') {
+      // A start from fatal failed again before spawning: still fatal, and no fatal -> fatal event.
+      this.#deps.log.warn({ instance: this.name, event: 'start-failed', reason }, `${this.name}: still fatal (${reason})`);
+      return;
+    }
     this.#transition('fatal', reason);
+  }
+
+  // Posts `handler` to the queue after ms, unless the timer is cleared or replaced before the handler runs.
+  #setTimer(ms: number, handler: () => Promise<void> | void): void {
+    if (this.#timer) this.#deps.clock.clearTimeout(this.#timer);
+    const token = ++this.#timerToken;
+    this.#timer = this.#deps.clock.setTimeout(() => {
+      this.#timer = null;
+      void this.#enqueue(() => (token === this.#timerToken ? handler() : undefined));
+    }, ms);
   }
 
   #clearTimer(): void {
     if (this.#timer) this.#deps.clock.clearTimeout(this.#timer);
     this.#timer = null;
+    this.#timerToken++;
     this.#nextRestartAt = null;
+    this.#portWaitSince = null;
   }
 
   /** Closes the log file; call once the instance is stopped for good. */

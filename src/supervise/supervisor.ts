@@ -33,6 +33,8 @@ export class Supervisor {
   readonly #instances = new Map<string, Instance>();
   readonly #deps: InstanceDeps;
   readonly #log: EventLog;
+  /** Set by shutdown: startAll starts nothing more. */
+  #shuttingDown = false;
 
   constructor({ plan, deps }: { plan: LaunchPlan; deps: InstanceDeps }) {
     this.#plan = plan;
@@ -60,7 +62,9 @@ export class Supervisor {
       return;
     }
     for (const instance of this.instances) {
-      if (!instance.plan.enabled) continue;
+      // While we waited for the one before, a shutdown or a reload may have changed what should run.
+      if (this.#shuttingDown || !this.#plan.enabled) return;
+      if (this.#instances.get(instance.name) !== instance || !instance.plan.enabled) continue;
       await instance.start('supervisor start');
       if (!instance.plan.background) await instance.waitFor(SETTLED);
     }
@@ -100,16 +104,21 @@ export class Supervisor {
     return { code: 0, line: `healthy: ${summary}` };
   }
 
-  /** Applies a new plan: start new instances, stop removed ones, restart changed ones. */
+  /**
+   * Applies a new plan: start new instances, stop removed ones, restart changed ones.
+   * Every stop finishes before anything starts, so a port that moves from one instance
+   * to another (a renamed instance, swapped ports) is free when its new owner starts.
+   */
   async reload(next: LaunchPlan): Promise<ReloadSummary> {
     const summary: ReloadSummary = { started: [], restarted: [], stopped: [], unchanged: [] };
     const wanted = new Set(next.instances.map((i) => i.name));
-    const work: Promise<void>[] = [];
+    const stops: Promise<void>[] = [];
+    const starts: Array<() => Promise<void>> = [];
     for (const instance of this.instances) {
       if (wanted.has(instance.name)) continue;
       summary.stopped.push(instance.name);
       this.#instances.delete(instance.name);
-      work.push(instance.stop('removed from the config by reload').then(() => instance.close()));
+      stops.push(instance.stop('removed from the config by reload').then(() => instance.close()));
     }
     const ordered = new Map<string, Instance>();
     for (const plan of next.instances) {
@@ -120,7 +129,8 @@ export class Supervisor {
         ordered.set(plan.name, instance);
         if (runnable) {
           summary.started.push(plan.name);
-          work.push(instance.start('added by reload'));
+          const added = instance;
+          starts.push(() => added.start('added by reload'));
         } else summary.unchanged.push(plan.name);
         continue;
       }
@@ -128,24 +138,29 @@ export class Supervisor {
       const changed = launchKey(plan) !== launchKey(instance.plan);
       const running = instance.state !== 'stopped' && instance.state !== 'fatal';
       instance.setPlan(plan);
+      const existing = instance;
       if (!runnable) {
         if (instance.state !== 'stopped') {
           summary.stopped.push(plan.name);
-          work.push(instance.stop('disabled by reload'));
+          stops.push(instance.stop('disabled by reload'));
         } else summary.unchanged.push(plan.name);
       } else if (changed && running) {
+        // A restart: its stop goes with the others, its start after them.
         summary.restarted.push(plan.name);
-        work.push(instance.restart('launch plan changed by reload'));
+        stops.push(instance.stop('launch plan changed by reload'));
+        starts.push(() => existing.start('launch plan changed by reload'));
       } else if ((changed && instance.state === 'fatal') || (instance.state === 'stopped' && !this.#wasRunnable(plan.name))) {
         // A fatal instance whose launch was fixed, or one just enabled; one stopped by hand stays stopped.
         summary.started.push(plan.name);
-        work.push(instance.start(changed ? 'launch plan changed by reload' : 'enabled by reload'));
+        const reason = changed ? 'launch plan changed by reload' : 'enabled by reload';
+        starts.push(() => existing.start(reason));
       } else summary.unchanged.push(plan.name);
     }
     this.#instances.clear();
     for (const [name, instance] of ordered) this.#instances.set(name, instance);
     this.#plan = next;
-    await Promise.all(work);
+    await Promise.all(stops);
+    await Promise.all(starts.map((start) => start()));
     this.#log.info({ event: 'reload', ...summary }, 'config reloaded');
     return summary;
   }
@@ -158,6 +173,7 @@ export class Supervisor {
 
   /** Stops every instance at once (each within its stop_timeout_s) and closes their logs. */
   async shutdown(reason: string): Promise<void> {
+    this.#shuttingDown = true;
     await Promise.all(
       this.instances.map(async (instance) => {
         await instance.stop(reason);

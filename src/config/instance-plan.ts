@@ -57,6 +57,8 @@ export interface InstancePlan {
   /** Where the health probe goes (`0.0.0.0` and `::` are probed on loopback). */
   host: string;
   port: number;
+  /** How readiness is checked: GET policy.healthPath (llama-server), or a TCP connect (sshd). */
+  probe: 'http' | 'tcp';
   /** false: the next instances start only once this one is ready or has failed. */
   background: boolean;
   /** Run as this user instead of root. */

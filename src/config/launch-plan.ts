@@ -296,6 +296,7 @@ function buildInstance({
     gpuIds,
     host: listen.host,
     port: listen.port,
+    probe: 'http',
     background: c.background !== false,
     user: (c.user as string | undefined) ?? null,
     model: findModel(args),

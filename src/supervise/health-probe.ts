@@ -2,11 +2,13 @@
 // (status and a short body) is compared between probes to tell a loading
 // server that makes progress from one that hangs.
 import http from 'node:http';
+import net from 'node:net';
 
 export type ProbeResult = { status: number; body: string } | { error: string };
 
 export interface HealthProber {
-  probe(options: { host: string; port: number; path: string; timeoutMs: number }): Promise<ProbeResult>;
+  /** `path` null: a TCP connect is the whole check (sshd); it answers as status 200. */
+  probe(options: { host: string; port: number; path: string | null; timeoutMs: number }): Promise<ProbeResult>;
 }
 
 const MAX_BODY = 512;
@@ -21,6 +23,7 @@ export function probeHost(host: string): string {
 /** The real prober: node:http without keep-alive, so no socket outlives a probe. */
 export const httpProber: HealthProber = {
   probe({ host, port, path, timeoutMs }) {
+    if (path === null) return probeTcp({ host: probeHost(host), port, timeoutMs });
     return new Promise((resolve) => {
       const req = http.get({ host: probeHost(host), port, path, agent: false, timeout: timeoutMs }, (res) => {
         let body = '';
@@ -36,3 +39,15 @@ export const httpProber: HealthProber = {
     });
   },
 };
+
+function probeTcp({ host, port, timeoutMs }: { host: string; port: number; timeoutMs: number }): Promise<ProbeResult> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port, timeout: timeoutMs });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve({ status: 200, body: 'tcp connect ok' });
+    });
+    socket.once('timeout', () => socket.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    socket.once('error', (err: NodeJS.ErrnoException) => resolve({ error: err.code ?? err.message }));
+  });
+}

@@ -113,6 +113,7 @@ export class Instance extends EventEmitter {
   /** Changes whenever #timer is cleared or replaced; an event posted by an older timer is dropped. */
   #timerToken = 0;
   #killTimer: TimerHandle | null = null;
+  #killDeadline: number | null = null;
   #afterStop: AfterStop = 'stopped';
   #stopReason = '';
   #startReason = '';
@@ -194,7 +195,7 @@ export class Instance extends EventEmitter {
   }
 
   /** Stops the instance and resolves once no process of it is left. */
-  async stop(reason = 'stop requested'): Promise<void> {
+  async stop(reason = 'stop requested', { graceMs }: { graceMs?: number } = {}): Promise<void> {
     await this.#enqueue(async () => {
       this.#afterStop = 'stopped';
       if (this.#state === 'backoff' || this.#state === 'fatal') {
@@ -204,7 +205,10 @@ export class Instance extends EventEmitter {
         // Nothing runs, but a start may be waiting for the port: cancel it.
         this.#clearTimer();
       } else if (this.#state === 'starting' || this.#state === 'ready') {
-        this.#terminate(reason);
+        this.#terminate(reason, 'stopped', graceMs);
+      } else if (this.#state === 'stopping' && graceMs !== undefined) {
+        // Already stopping (a restart, a liveness kill): a shutdown may only shorten the grace.
+        this.#scheduleKill(graceMs);
       }
     });
     await this.waitFor(['stopped', 'fatal']);
@@ -353,7 +357,7 @@ export class Instance extends EventEmitter {
       const { host, port, policy } = this.#plan;
       const timeoutMs = Math.min(2000, policy.healthIntervalS * 1000);
       void this.#deps.prober
-        .probe({ host, port, path: policy.healthPath, timeoutMs })
+        .probe({ host, port, path: this.#plan.probe === 'tcp' ? null : policy.healthPath, timeoutMs })
         .then((result) => {
           void this.#enqueue(() => this.#onProbe(generation, result));
         });
@@ -399,22 +403,35 @@ export class Instance extends EventEmitter {
 
   // ---- stopping ----
 
-  // SIGTERM to the group now, SIGKILL after stop_timeout_s; the exit event finishes the stop.
-  #terminate(reason: string, afterStop: AfterStop = 'stopped'): void {
+  // SIGTERM to the group now, SIGKILL after stop_timeout_s (or a shorter budget); the exit event finishes the stop.
+  #terminate(reason: string, afterStop: AfterStop = 'stopped', graceMs?: number): void {
     const child = this.#child;
     if (child === null) return;
     this.#clearTimer();
     this.#afterStop = afterStop;
     this.#stopReason = reason;
     this.#transition('stopping', reason);
+    this.#killDeadline = null;
     child.signal('SIGTERM');
-    const graceMs = this.#plan.policy.stopTimeoutS * 1000;
+    this.#scheduleKill(graceMs ?? this.#plan.policy.stopTimeoutS * 1000);
+  }
+
+  // Arms (or brings forward) the SIGKILL of the current child.
+  #scheduleKill(graceMs: number): void {
+    const child = this.#child;
+    if (child === null) return;
+    const deadline = this.#deps.clock.now() + graceMs;
+    if (this.#killDeadline !== null && this.#killDeadline <= deadline) return;
+    if (this.#killTimer) this.#deps.clock.clearTimeout(this.#killTimer);
+    this.#killDeadline = deadline;
+    const startedAt = this.#deps.clock.now();
     this.#killTimer = this.#deps.clock.setTimeout(() => {
       this.#killTimer = null;
       if (this.#child !== child) return;
+      const waited = ((this.#deps.clock.now() - startedAt) / 1000).toFixed(1);
       this.#deps.log.warn(
         { instance: this.name, pid: child.pid, event: 'kill' },
-        `${this.name}: still running ${this.#plan.policy.stopTimeoutS} s after SIGTERM, sending SIGKILL`,
+        `${this.name}: still running ${waited} s after SIGTERM, sending SIGKILL`,
       );
       child.signal('SIGKILL');
     }, graceMs);

@@ -415,6 +415,34 @@ describe('stop', () => {
     expectConsistent(s);
   });
 
+  it('a shutdown budget shortens the grace, also for an instance already stopping', async () => {
+    const s = setup({ policy: { stopTimeoutS: 8 } });
+    const { world, inst } = s;
+    const child = await startReady(s);
+    child.onSigterm = 'ignore';
+    const first = inst.stop('stop command');
+    await world.flush();
+    const termAt = world.clock.now();
+    await world.advance(1_000);
+    const second = inst.stop('shutdown', { graceMs: 2_000 });
+    await world.flush();
+    await world.advance(1_999);
+    expect(child.signals).toEqual(['SIGTERM']);
+    await world.advance(1);
+    expect(child.signals).toEqual(['SIGTERM', 'SIGKILL']);
+    expect(child.signalledAt).toEqual([termAt, termAt + 3_000]);
+    await Promise.all([first, second]);
+    expect(inst.state).toBe('stopped');
+    expectConsistent(s);
+  });
+
+  it('a tcp-probed instance (sshd) is probed without a path', async () => {
+    const s = setup({ probe: 'tcp' });
+    await startReady(s);
+    expect(s.world.prober.calls.every((c) => c.path === null)).toBe(true);
+    expectConsistent(s);
+  });
+
   it('stops a starting instance the same way', async () => {
     const s = setup();
     const { world, inst, rec } = s;

@@ -30,6 +30,7 @@ export function makePlan(overrides: PlanOverrides = {}): InstancePlan {
     gpuIds: null,
     host: '127.0.0.1',
     port: rest.port ?? nextPort++,
+    probe: 'http',
     background: true,
     user: null,
     model: `/models/${name}.gguf`,
@@ -163,7 +164,7 @@ export type ProbeScript = ProbeResult | ((call: ProbeCall) => ProbeResult);
 export interface ProbeCall {
   host: string;
   port: number;
-  path: string;
+  path: string | null;
   timeoutMs: number;
   at: number;
 }
@@ -192,7 +193,7 @@ export class FakeProber implements HealthProber {
     else this.#standing.set(port, script);
   }
 
-  async probe({ host, port, path, timeoutMs }: { host: string; port: number; path: string; timeoutMs: number }): Promise<ProbeResult> {
+  async probe({ host, port, path, timeoutMs }: { host: string; port: number; path: string | null; timeoutMs: number }): Promise<ProbeResult> {
     const call = { host, port, path, timeoutMs, at: this.#clock.now() };
     this.calls.push(call);
     const queued = this.#queues.get(port)?.shift();

@@ -1,0 +1,69 @@
+// Filesystem writes a reader can trust: a file or symlink is made under a
+// temporary name in the same directory and renamed into place, so a crash or a
+// concurrent reader never sees half of it.
+import { randomBytes } from 'node:crypto';
+import { open, rename, symlink, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+
+/** The errno code of a filesystem error (`ENOENT`, ...), or undefined for other errors. */
+export function errnoOf(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException | null)?.code;
+}
+
+/** A message for a caught error, without its stack. */
+export function describeError(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Options of writeFileAtomic: the final mode (umask does not apply) and an optional owner. */
+export interface AtomicWriteOptions {
+  mode?: number;
+  uid?: number;
+  gid?: number;
+}
+
+/** Writes a file through temp + fsync + rename; the temp file is removed when anything fails. */
+export async function writeFileAtomic(path: string, data: string | Buffer, { mode = 0o644, uid, gid }: AtomicWriteOptions = {}): Promise<void> {
+  const temp = makeTempName(path);
+  try {
+    const handle = await open(temp, 'wx', mode);
+    try {
+      await handle.writeFile(data);
+      await handle.chmod(mode);
+      if (uid !== undefined && gid !== undefined) await handle.chown(uid, gid);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, path);
+  } catch (err) {
+    await removeQuietly(temp);
+    throw err;
+  }
+}
+
+/** Points `path` at `target`, replacing a symlink already there (dangling or not) in one rename. */
+export async function replaceSymlink(path: string, target: string): Promise<void> {
+  const temp = makeTempName(path);
+  try {
+    await symlink(target, temp);
+    // rename(2) replaces a symlink or file at `path` atomically; it refuses a directory (EISDIR/ENOTDIR).
+    await rename(temp, path);
+  } catch (err) {
+    await removeQuietly(temp);
+    throw err;
+  }
+}
+
+function makeTempName(path: string): string {
+  return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+}
+
+// Cleanup after a failure: a temp name that was never created is fine.
+async function removeQuietly(path: string): Promise<void> {
+  try {
+    await unlink(path);
+  } catch (err) {
+    if (errnoOf(err) !== 'ENOENT') throw err;
+  }
+}

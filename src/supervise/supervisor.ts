@@ -30,7 +30,10 @@ export function launchKey(plan: InstancePlan): string {
 /** All supervised instances of the daemon. */
 export class Supervisor {
   #plan: LaunchPlan;
+  /** Instances from the config file, in document order. */
   readonly #instances = new Map<string, Instance>();
+  /** Services the boot adds (sshd): supervised and shown like instances, never touched by reload. */
+  readonly #system = new Map<string, Instance>();
   readonly #deps: InstanceDeps;
   readonly #log: EventLog;
   /** Set by shutdown: startAll starts nothing more. */
@@ -48,11 +51,23 @@ export class Supervisor {
   }
 
   instance(name: string): Instance | undefined {
-    return this.#instances.get(name);
+    return this.#instances.get(name) ?? this.#system.get(name);
   }
 
+  /** System services first, then the config's instances. */
   get instances(): Instance[] {
-    return [...this.#instances.values()];
+    return [...this.#system.values(), ...this.#instances.values()];
+  }
+
+  /** Adds a service the config does not manage (sshd) and starts it. */
+  async addSystemInstance(plan: InstancePlan): Promise<Instance> {
+    if (this.#instances.has(plan.name) || this.#system.has(plan.name)) {
+      throw new SupervisorError(`an instance named "${plan.name}" already exists; "${plan.name}" is reserved`, { exitCode: EXIT.USAGE });
+    }
+    const instance = new Instance(plan, this.#deps);
+    this.#system.set(plan.name, instance);
+    await instance.start('system service');
+    return instance;
   }
 
   /** Starts every enabled instance in document order; a `background = false` one is waited for. */
@@ -61,7 +76,7 @@ export class Supervisor {
       this.#log.info({ event: 'master-disabled' }, 'master.enable = false: no instance is started');
       return;
     }
-    for (const instance of this.instances) {
+    for (const instance of [...this.#instances.values()]) {
       // While we waited for the one before, a shutdown or a reload may have changed what should run.
       if (this.#shuttingDown || !this.#plan.enabled) return;
       if (this.#instances.get(instance.name) !== instance || !instance.plan.enabled) continue;
@@ -75,9 +90,9 @@ export class Supervisor {
     if (all) return this.instances;
     if (names.length === 0) throw new SupervisorError('name at least one instance, or --all', { exitCode: EXIT.USAGE });
     return names.map((name) => {
-      const instance = this.#instances.get(name);
+      const instance = this.#instances.get(name) ?? this.#system.get(name);
       if (!instance) {
-        const known = [...this.#instances.keys()].join(', ') || 'none';
+        const known = this.instances.map((i) => i.name).join(', ') || 'none';
         throw new SupervisorError(`no instance named "${name}" (instances: ${known})`, { exitCode: EXIT.USAGE });
       }
       return instance;
@@ -91,7 +106,8 @@ export class Supervisor {
 
   /** One line and an exit code for Docker's HEALTHCHECK. */
   health(): HealthSummary {
-    const enabled = this.#plan.enabled ? this.instances.filter((i) => i.plan.enabled) : [];
+    const configured = this.#plan.enabled ? [...this.#instances.values()].filter((i) => i.plan.enabled) : [];
+    const enabled = [...this.#system.values(), ...configured];
     const count = (states: InstanceState[]) => enabled.filter((i) => states.includes(i.state));
     const bad = count(['fatal', 'backoff', 'stopped', 'stopping']);
     const starting = count(['starting']);
@@ -111,10 +127,14 @@ export class Supervisor {
    */
   async reload(next: LaunchPlan): Promise<ReloadSummary> {
     const summary: ReloadSummary = { started: [], restarted: [], stopped: [], unchanged: [] };
+    const reserved = next.instances.find((i) => this.#system.has(i.name));
+    if (reserved) {
+      throw new SupervisorError(`instance name "${reserved.name}" is reserved for the ${reserved.name} service; rename the instance`, { exitCode: EXIT.USAGE });
+    }
     const wanted = new Set(next.instances.map((i) => i.name));
     const stops: Promise<void>[] = [];
     const starts: Array<() => Promise<void>> = [];
-    for (const instance of this.instances) {
+    for (const instance of [...this.#instances.values()]) {
       if (wanted.has(instance.name)) continue;
       summary.stopped.push(instance.name);
       this.#instances.delete(instance.name);
@@ -171,12 +191,19 @@ export class Supervisor {
     return this.#plan.enabled && previous?.enabled === true;
   }
 
-  /** Stops every instance at once (each within its stop_timeout_s) and closes their logs. */
-  async shutdown(reason: string): Promise<void> {
+  /**
+   * Stops every instance at once and closes their logs. Each gets its stop_timeout_s,
+   * but never more than what is left of `budgetMs` (docker stop's grace, for PID 1);
+   * whatever still runs when the budget ends is SIGKILLed with its descendants.
+   */
+  async shutdown(reason: string, { budgetMs }: { budgetMs?: number } = {}): Promise<void> {
     this.#shuttingDown = true;
+    const deadline = budgetMs === undefined ? undefined : this.#deps.clock.now() + budgetMs;
     await Promise.all(
       this.instances.map(async (instance) => {
-        await instance.stop(reason);
+        const graceMs =
+          deadline === undefined ? undefined : Math.max(0, Math.min(instance.plan.policy.stopTimeoutS * 1000, deadline - this.#deps.clock.now()));
+        await instance.stop(reason, { graceMs });
         await instance.close();
       }),
     );

@@ -280,3 +280,52 @@ describe('shutdown', () => {
     expectConsistent(world);
   });
 });
+
+describe('system services (sshd)', () => {
+  it('are shown and selectable, counted in health, and untouched by reload', async () => {
+    const { world, sup, plan } = setup([{ name: 'a' }]);
+    await sup.addSystemInstance(makePlan({ name: 'sshd', probe: 'tcp', policy: { restart: 'always' } }));
+    await sup.startAll();
+    await makeReady(world, 'sshd', 'a');
+    expect(sup.status().map((s) => s.name)).toEqual(['sshd', 'a']);
+    expect(sup.select(['sshd'], false)[0].name).toBe('sshd');
+    expect(sup.health().code).toBe(0);
+    const sshdPid = pidOf(sup, 'sshd');
+    const summary = await sup.reload({ ...plan, instances: [] });
+    expect(summary).toEqual({ started: [], restarted: [], stopped: ['a'], unchanged: [] });
+    expect(pidOf(sup, 'sshd')).toBe(sshdPid);
+    expect(sup.instance('sshd')?.state).toBe('ready');
+    expectConsistent(world);
+  });
+
+  it('a config instance may not take a reserved name: reload refuses, nothing changes', async () => {
+    const { world, sup, plan } = setup([{ name: 'a' }]);
+    await sup.addSystemInstance(makePlan({ name: 'sshd', probe: 'tcp' }));
+    await sup.startAll();
+    const pidA = pidOf(sup, 'a');
+    await expect(sup.reload({ ...plan, instances: [...plan.instances, makePlan({ name: 'sshd' })] })).rejects.toMatchObject({
+      exitCode: EXIT.USAGE,
+      message: expect.stringContaining('reserved'),
+    });
+    expect(pidOf(sup, 'a')).toBe(pidA);
+    expectConsistent(world);
+  });
+
+  it('shutdown gives each stop at most what is left of the budget', async () => {
+    const { world, sup } = setup([{ name: 'a', policy: { stopTimeoutS: 8 } }, { name: 'b', policy: { stopTimeoutS: 1 } }]);
+    await sup.startAll();
+    await makeReady(world, 'a', 'b');
+    const [a, b] = [world.spawner.last('a'), world.spawner.last('b')];
+    a.onSigterm = 'ignore';
+    b.onSigterm = 'ignore';
+    const t0 = world.clock.now();
+    const done = sup.shutdown('SIGTERM', { budgetMs: 3_000 });
+    await world.flush();
+    await world.advance(3_000);
+    await done;
+    expect(b.signalledAt).toEqual([t0, t0 + 1_000]);
+    expect(a.signalledAt).toEqual([t0, t0 + 3_000]);
+    expect(sup.instances.every((i) => i.state === 'stopped')).toBe(true);
+    expectConsistent(world);
+  });
+});

@@ -13,6 +13,7 @@ const COMMANDS: Record<string, () => Promise<{ default: Command }>> = {
   stop: () => import('./commands/lifecycle.ts'),
   restart: () => import('./commands/lifecycle.ts'),
   reload: () => import('./commands/reload.ts'),
+  serve: () => import('./commands/serve.ts'),
   logs: () => import('./commands/logs.ts'),
   health: () => import('./commands/health.ts'),
   config: () => import('./commands/config.ts'),

@@ -6,11 +6,19 @@ import { followLog, readLastLines } from '../supervise/log-reader.ts';
 import type { Supervisor } from '../supervise/supervisor.ts';
 import type { ControlHandler } from './server.ts';
 
+/** What `status` shows above the instances at boot. */
+export interface BootStepsView {
+  rows(): unknown[];
+}
+
 export interface DaemonControl {
   supervisor: Supervisor;
   /** Re-reads the config and applies it; throws ConfigError with nothing touched. */
   reload(): Promise<unknown>;
+  /** Starts the config's instances that are not running; `config` names the file to use from now on. */
+  serve(config?: string): Promise<unknown>;
   version: string;
+  bootSteps?: BootStepsView;
 }
 
 type Args = Record<string, unknown>;
@@ -54,6 +62,8 @@ export function makeControlHandler(daemon: DaemonControl): ControlHandler {
       return supervisor.status(chosen.map((i) => i.name));
     },
     reload: () => daemon.reload(),
+    serve: (args) => daemon.serve(typeof args.config === 'string' ? args.config : undefined),
+    'boot-steps': () => daemon.bootSteps?.rows() ?? [],
     logs: async (args, signal) => {
       const [instance] = supervisor.select([String(args.name ?? '')], false);
       const file = instance.plan.logFile;

@@ -1,30 +1,41 @@
-// `supervisor run`: load the config (a broken one stops us before anything
-// starts), open the control socket, start the instances, and stop them all on
-// SIGTERM/SIGINT within docker's grace; SIGHUP reloads. PID 1 (`boot`) reuses it.
+// The daemon: load the config (for `run`, a broken one stops us before
+// anything starts), open the control socket, start the instances, and stop
+// them all within docker's grace. `supervisor run` and PID 1 (`boot`) both
+// build on startDaemon; they differ only in signals and the main process.
 import type { Logger } from 'pino';
-import type { LaunchPlan } from '../config/instance-plan.ts';
-import { loadLaunchPlan } from '../config/load-config.ts';
-import { makeControlHandler } from '../control/handlers.ts';
+import type { InstancePlan, LaunchPlan } from '../config/instance-plan.ts';
+import { getConfigPath, loadLaunchPlan, missingConfigError } from '../config/load-config.ts';
+import { makeControlHandler, type BootStepsView } from '../control/handlers.ts';
 import { startControlServer, type ControlServer } from '../control/server.ts';
 import { ConfigError, formatConfigIssue } from '../errors.ts';
 import { createLogger } from '../logging/logger.ts';
 import { makeInstanceDeps } from '../supervise/effects.ts';
-import { Supervisor } from '../supervise/supervisor.ts';
+import { Supervisor, type ReloadSummary } from '../supervise/supervisor.ts';
 
 export interface DaemonOptions {
+  /** The config file; null: none yet (boot without auto-serve; `supervisor serve` names it later). */
   configPath: string | null;
   socketPath: string;
   version: string;
   env?: NodeJS.ProcessEnv;
+  log?: Logger;
+  /** false: start the daemon with no instance running; `serve` starts them (boot without auto-serve). */
+  serveOnStart?: boolean;
+  /** Services supervised besides the config's instances (sshd at boot). */
+  systemPlans?: InstancePlan[];
+  /** The boot steps, shown by `supervisor status` above the instances. */
+  bootSteps?: BootStepsView;
 }
 
 export interface Daemon {
   supervisor: Supervisor;
   log: Logger;
   /** Re-reads the config; a config with errors is rejected and nothing running is touched. */
-  reload(): Promise<unknown>;
-  /** Stops every instance and closes the socket. Safe to call twice. */
-  shutdown(reason: string): Promise<void>;
+  reload(): Promise<ReloadSummary>;
+  /** Starts the config's instances that are not running (idempotent); `configPath` replaces the current one. */
+  serve(configPath?: string): Promise<ReloadSummary>;
+  /** Stops every instance (within budgetMs when given) and closes the socket. Safe to call twice. */
+  shutdown(reason: string, options?: { budgetMs?: number }): Promise<void>;
   /** Resolves when the daemon has shut down. */
   done: Promise<void>;
 }
@@ -32,17 +43,27 @@ export interface Daemon {
 const EMPTY_PLAN: LaunchPlan = { enabled: true, instances: [] };
 
 /** Starts the daemon; resolves once the socket listens and the instances are being started. */
-export async function startDaemon({ configPath, socketPath, version, env = process.env }: DaemonOptions): Promise<Daemon> {
-  const log = await createLogger({ env });
-  const read = () => {
-    if (configPath === null) return { plan: EMPTY_PLAN, warnings: [] };
+export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
+  const { socketPath, version, env = process.env, serveOnStart = true, systemPlans = [], bootSteps } = options;
+  let configPath = options.configPath;
+  const log = options.log ?? (await createLogger({ env }));
+  const read = (): LaunchPlan => {
+    if (configPath === null) return EMPTY_PLAN;
     const loaded = loadLaunchPlan(configPath, env);
     for (const warning of loaded.warnings) log.warn({ event: 'config-warning', ...warning }, formatConfigIssue(warning));
-    return loaded;
+    return loaded.plan;
   };
-  const { plan } = read();
-  if (configPath === null) log.warn({ event: 'no-config' }, 'no config file given: no instance is supervised');
-  const supervisor = new Supervisor({ plan, deps: makeInstanceDeps({ log }) });
+  const readOrLog = (): LaunchPlan => {
+    try {
+      return read();
+    } catch (err) {
+      if (err instanceof ConfigError) log.error({ event: 'config-rejected', issues: err.issues }, `config rejected, nothing changed:\n${err.message}`);
+      throw err;
+    }
+  };
+  const initial = serveOnStart ? read() : EMPTY_PLAN;
+  if (configPath === null) log.warn({ event: 'no-config' }, 'no config file given: no instance is supervised yet');
+  const supervisor = new Supervisor({ plan: initial, deps: makeInstanceDeps({ log }) });
 
   let server: ControlServer | null = null;
   let closing: Promise<void> | null = null;
@@ -53,20 +74,16 @@ export async function startDaemon({ configPath, socketPath, version, env = proce
     supervisor,
     log,
     done,
-    async reload() {
-      let next: LaunchPlan;
-      try {
-        next = read().plan;
-      } catch (err) {
-        if (err instanceof ConfigError) log.error({ event: 'reload-rejected', issues: err.issues }, `reload rejected, nothing changed:\n${err.message}`);
-        throw err;
-      }
-      return supervisor.reload(next);
+    reload: () => supervisor.reload(readOrLog()),
+    async serve(path) {
+      configPath = path ?? configPath ?? getConfigPath(undefined, env);
+      if (configPath === null) throw missingConfigError();
+      return supervisor.serve(readOrLog());
     },
-    shutdown(reason) {
+    shutdown(reason, { budgetMs } = {}) {
       closing ??= (async () => {
         log.info({ event: 'shutdown', reason }, `stopping all instances (${reason})`);
-        await supervisor.shutdown(reason);
+        await supervisor.shutdown(reason, { budgetMs });
         await server?.close();
         log.info({ event: 'shutdown-complete' }, 'all instances stopped');
         resolveDone();
@@ -75,13 +92,20 @@ export async function startDaemon({ configPath, socketPath, version, env = proce
     },
   };
 
-  server = await startControlServer({ path: socketPath, handle: makeControlHandler({ supervisor, reload: daemon.reload, version }), log });
+  server = await startControlServer({
+    path: socketPath,
+    handle: makeControlHandler({ supervisor, reload: daemon.reload, serve: daemon.serve, version, bootSteps }),
+    log,
+  });
   log.info({ event: 'listening', socket: socketPath, config: configPath, version, daemon_pid: process.pid }, `supervisor ${version} listening on ${socketPath}`);
+  for (const plan of systemPlans) {
+    supervisor.addSystemInstance(plan).catch((err: Error) => log.error({ err, event: 'system-start-failed' }, `${plan.name}: ${err.message}`));
+  }
   supervisor.startAll().catch((err: Error) => log.error({ err, event: 'start-all-failed' }, `starting the instances failed: ${err.message}`));
   return daemon;
 }
 
-/** Runs the daemon in the foreground until SIGTERM/SIGINT; returns the exit code. */
+/** `supervisor run`: the daemon in the foreground until SIGTERM/SIGINT; returns the exit code. */
 export async function runDaemon(options: DaemonOptions): Promise<number> {
   const daemon = await startDaemon(options);
   const stop = (signal: NodeJS.Signals) => void daemon.shutdown(`received ${signal}`);

@@ -127,10 +127,7 @@ export class Supervisor {
    */
   async reload(next: LaunchPlan): Promise<ReloadSummary> {
     const summary: ReloadSummary = { started: [], restarted: [], stopped: [], unchanged: [] };
-    const reserved = next.instances.find((i) => this.#system.has(i.name));
-    if (reserved) {
-      throw new SupervisorError(`instance name "${reserved.name}" is reserved for the ${reserved.name} service; rename the instance`, { exitCode: EXIT.USAGE });
-    }
+    this.#refuseReservedNames(next);
     const wanted = new Set(next.instances.map((i) => i.name));
     const stops: Promise<void>[] = [];
     const starts: Array<() => Promise<void>> = [];
@@ -183,6 +180,44 @@ export class Supervisor {
     await Promise.all(starts.map((start) => start()));
     this.#log.info({ event: 'reload', ...summary }, 'config reloaded');
     return summary;
+  }
+
+  /**
+   * `supervisor serve`: starts the plan's instances that are not running, and
+   * leaves every running one alone (even if its launch changed: that is reload's job).
+   */
+  async serve(next: LaunchPlan): Promise<ReloadSummary> {
+    this.#refuseReservedNames(next);
+    const summary: ReloadSummary = { started: [], restarted: [], stopped: [], unchanged: [] };
+    const starts: Promise<void>[] = [];
+    for (const plan of next.instances) {
+      const runnable = next.enabled && plan.enabled;
+      let instance = this.#instances.get(plan.name);
+      if (!instance) {
+        instance = new Instance(plan, this.#deps);
+        this.#instances.set(plan.name, instance);
+      } else if (instance.state !== 'stopped' && instance.state !== 'fatal') {
+        summary.unchanged.push(plan.name);
+        continue;
+      } else instance.setPlan(plan);
+      if (!runnable) {
+        summary.unchanged.push(plan.name);
+        continue;
+      }
+      summary.started.push(plan.name);
+      starts.push(instance.start('serve'));
+    }
+    this.#plan = next;
+    await Promise.all(starts);
+    this.#log.info({ event: 'serve', ...summary }, 'serve: instances started');
+    return summary;
+  }
+
+  #refuseReservedNames(next: LaunchPlan): void {
+    const reserved = next.instances.find((i) => this.#system.has(i.name));
+    if (reserved) {
+      throw new SupervisorError(`instance name "${reserved.name}" is reserved for the ${reserved.name} service; rename the instance`, { exitCode: EXIT.USAGE });
+    }
   }
 
   // Was this instance meant to run under the previous plan? (a newly enabled one gets started)

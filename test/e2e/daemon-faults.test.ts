@@ -39,8 +39,9 @@ describe('daemon with fake servers', () => {
     const port = await freePort();
     daemon = await startDaemon(header + fakeInstance('stubborn', port, ['--ignore-sigterm', '--setsid-grandchild', '@DIR@/grandchild.pid']));
     const row = await daemon.waitForState('stubborn', 'ready');
-    await daemon.waitFor(() => existsSync(`${daemon!.dir}/grandchild.pid`));
-    const grandchild = Number(readFileSync(`${daemon.dir}/grandchild.pid`, 'utf8'));
+    const pidFile = `${daemon.dir}/grandchild.pid`;
+    await daemon.waitFor(() => existsSync(pidFile) && Number(readFileSync(pidFile, 'utf8')) > 1, 10_000, 'the grandchild pid file');
+    const grandchild = Number(readFileSync(pidFile, 'utf8'));
     expect(isAlive(grandchild)).toBe(true);
     const started = Date.now();
     const stop = daemon.cli('stop', 'stubborn');

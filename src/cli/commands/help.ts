@@ -10,6 +10,7 @@ Control (talks to the daemon on $SUPERVISOR_SOCKET, default /run/infer-dev/super
   status [NAME...] [--json]      instances: state, pid, uptime, restarts, last exit
   start|stop|restart NAME...|--all
   reload                         re-read the config; restart only what changed
+  serve [--config FILE]          start the config's instances that are not running
   logs NAME [-n N] [-f]          last N lines of an instance's log; -f follows
   health [--json]                exit 0 all ready, 1 fatal/backoff, 2 starting
 Config

@@ -2,6 +2,7 @@
 // independent of pino and tests can collect lines in an array.
 import type { Logger } from 'pino';
 
+/** The levels boot uses (pino's names). */
 export type BootLogLevel = 'debug' | 'info' | 'warn' | 'error';
 
 /** Where boot steps log: a level, a line for people, and structured fields for the JSON log. */

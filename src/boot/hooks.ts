@@ -3,58 +3,22 @@
 // timeout, their output logged line by line under the hook's name. A stage's
 // first-run marker is written only when all its first-run hooks succeeded, so a
 // failed first run is tried again at the next start (upstream wrote it anyway).
-import { spawn } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access, mkdir, readdir, readFile, stat } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
-import { StringDecoder } from 'node:string_decoder';
 import { join } from 'node:path';
-import { signalGroup } from '../supervise/process-tree.ts';
 import { describeError, errnoOf, writeFileAtomic } from './atomic-fs.ts';
-import { silentBootLog, type BootLog } from './boot-log.ts';
+import { silentBootLog } from './boot-log.ts';
+import { makeEmptyHookResult, runHook, type HookResult, type HookRunOptions } from './run-hook.ts';
 
+/** Upstream's two stages: stage-1 hooks run before the /soft links, stage-2 after. */
 export type HookStage = 'stage-1' | 'stage-2';
+/** First-run hooks run until they all succeed once; every-run hooks run at each start. */
 export type HookKind = 'on-first-run' | 'on-every-run';
 
 /** SUPERVISOR_HOOKS_DIR's default. */
 export const DEFAULT_HOOKS_DIR = '/etc/infer-dev/hooks';
 /** Where first-run markers live (the container's writable layer, like upstream's /pei-init). */
 export const DEFAULT_STATE_DIR = '/var/lib/infer-dev';
-/** SUPERVISOR_HOOK_TIMEOUT_S's default, in seconds. */
-export const DEFAULT_HOOK_TIMEOUT_S = 300;
-/** SIGTERM → SIGKILL grace for a hook that timed out: enough to clean up, short next to the timeout. */
-export const HOOK_KILL_GRACE_MS = 5000;
-/** After a hook exits, how long its pipes may take to deliver the last lines before we stop waiting (a backgrounded grandchild can hold them open forever). */
-const OUTPUT_DRAIN_MS = 200;
-/** A line longer than this is logged in pieces. */
-const MAX_LINE_CHARS = 16 * 1024;
-const MAX_NOTE_CHARS = 200;
-
-/** One hook's run (or why it was not run). */
-export interface HookResult {
-  /** `stage-1/on-first-run.d/10-setup`. */
-  name: string;
-  path: string;
-  ok: boolean;
-  /** Not run: not executable, not a file. `ok` is false. */
-  skipped: boolean;
-  exitCode: number | null;
-  signal: NodeJS.Signals | null;
-  timedOut: boolean;
-  startedAt: number;
-  durationMs: number;
-  message: string;
-}
-
-/** How hooks run; defaults fit production. */
-export interface HookRunOptions {
-  timeoutMs?: number;
-  killGraceMs?: number;
-  env?: NodeJS.ProcessEnv;
-  log?: BootLog;
-  /** SUPERVISOR_ON_BOOT_ERROR=exit: stop at the first failed hook. */
-  stopOnFailure?: boolean;
-}
 
 /** What a stage's first-run marker holds. */
 export interface FirstRunMarker {
@@ -84,6 +48,14 @@ export function getMarkerPath(stateDir: string, stage: HookStage): string {
   return join(stateDir, `${stage}.first-run.json`);
 }
 
+/** Where a stage's hooks and markers are, and how its hooks run. */
+export interface StageHooksOptions extends HookRunOptions {
+  /** Default `/etc/infer-dev/hooks`. */
+  hooksDir?: string;
+  /** Default `/var/lib/infer-dev`. */
+  stateDir?: string;
+}
+
 /** Runs one stage/kind: for first-run, skipped when the marker exists and the marker written only after full success. */
 export async function runStageHooks({
   hooksDir = DEFAULT_HOOKS_DIR,
@@ -91,7 +63,7 @@ export async function runStageHooks({
   stage,
   kind,
   ...options
-}: HookRunOptions & { hooksDir?: string; stateDir?: string; stage: HookStage; kind: HookKind }): Promise<StageHooksReport> {
+}: StageHooksOptions & { stage: HookStage; kind: HookKind }): Promise<StageHooksReport> {
   const log = options.log ?? silentBootLog;
   const dir = getHookDir(hooksDir, stage, kind);
   const markerPath = getMarkerPath(stateDir, stage);
@@ -149,14 +121,14 @@ export async function runHookDir({ dir, label, ...options }: HookRunOptions & { 
   } catch (err) {
     const message = `cannot read hook directory ${dir}: ${describeError(err)}`;
     log('error', message, { event: 'boot-hook-dir-error', dir });
-    return [{ ...emptyResult(label, dir), message }];
+    return [{ ...makeEmptyHookResult(label, dir), message }];
   }
   for (const entry of entries) {
     const name = `${label}/${entry.name}`;
     if (entry.problem !== null) {
       const message = `skipped: ${entry.problem}`;
       log('warn', `hook ${name} ${message}`, { event: 'boot-hook-skipped', hook: name });
-      results.push({ ...emptyResult(name, entry.path), skipped: true, message });
+      results.push({ ...makeEmptyHookResult(name, entry.path), skipped: true, message });
       continue;
     }
     const result = await runHook({ path: entry.path, name, ...options, log });
@@ -204,126 +176,4 @@ async function findHookProblem(path: string): Promise<string | null> {
     if (errnoOf(err) === 'ENOENT') return 'a dangling symlink';
     throw err;
   }
-}
-
-function emptyResult(name: string, path: string): HookResult {
-  return { name, path, ok: false, skipped: false, exitCode: null, signal: null, timedOut: false, startedAt: Date.now(), durationMs: 0, message: '' };
-}
-
-/** Runs one hook in its own process group; on timeout SIGTERM, then SIGKILL after the grace, to the whole group. */
-export async function runHook({
-  path,
-  name,
-  timeoutMs = DEFAULT_HOOK_TIMEOUT_S * 1000,
-  killGraceMs = HOOK_KILL_GRACE_MS,
-  env = process.env,
-  log = silentBootLog,
-}: HookRunOptions & { path: string; name: string }): Promise<HookResult> {
-  const startedAt = Date.now();
-  const finish = (fields: Partial<HookResult> & { ok: boolean; message: string }): HookResult => {
-    const result = { ...emptyResult(name, path), startedAt, durationMs: Date.now() - startedAt, ...fields };
-    log(result.ok ? 'info' : 'error', `hook ${name}: ${result.message}`, {
-      event: 'boot-hook-done',
-      hook: name,
-      ok: result.ok,
-      exit_code: result.exitCode,
-      signal: result.signal,
-      timed_out: result.timedOut,
-      duration_ms: result.durationMs,
-    });
-    return result;
-  };
-  log('info', `hook ${name}: starting`, { event: 'boot-hook-start', hook: name, path });
-  // detached: the hook leads its own group, so a timeout takes down what it started too.
-  const child = spawn(path, [], { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('exit', (code, signal) => resolve({ code, signal }));
-  });
-  try {
-    await new Promise<void>((resolve, reject) => {
-      child.once('spawn', resolve);
-      child.once('error', reject);
-    });
-  } catch (err) {
-    return finish({ ok: false, message: describeSpawnError(err) });
-  }
-  const pid = child.pid as number;
-  let lastLine = '';
-  const logLine = (stream: 'stdout' | 'stderr') => (line: string) => {
-    if (line.trim() !== '') lastLine = line;
-    log('info', `[${name}] ${line}`, { event: 'hook-output', hook: name, stream });
-  };
-  const outputDone = Promise.all([
-    forwardLines({ stream: child.stdout!, onLine: logLine('stdout') }),
-    forwardLines({ stream: child.stderr!, onLine: logLine('stderr') }),
-  ]);
-
-  let timedOut = false;
-  let forced = false;
-  let killTimer: NodeJS.Timeout | undefined;
-  const timeoutTimer = setTimeout(() => {
-    timedOut = true;
-    log('warn', `hook ${name}: timed out after ${formatSeconds(timeoutMs)}; sending SIGTERM to its process group`, { event: 'boot-hook-timeout', hook: name });
-    signalGroup(pid, 'SIGTERM');
-    killTimer = setTimeout(() => {
-      forced = true;
-      signalGroup(pid, 'SIGKILL');
-    }, killGraceMs);
-  }, timeoutMs);
-  const { code, signal } = await exited;
-  clearTimeout(timeoutTimer);
-  clearTimeout(killTimer);
-  // A timed-out hook's group goes entirely, also children that outlived their leader.
-  if (timedOut) signalGroup(pid, 'SIGKILL');
-  await Promise.race([outputDone, new Promise((resolve) => setTimeout(resolve, OUTPUT_DRAIN_MS))]);
-  // Whatever still holds the pipes (a daemon the hook started) keeps being logged but no longer keeps us alive.
-  for (const stream of [child.stdout, child.stderr]) (stream as unknown as { unref?: () => void } | null)?.unref?.();
-
-  const note = lastLine ? `: ${lastLine.slice(0, MAX_NOTE_CHARS)}` : '';
-  if (timedOut) {
-    const how = forced ? `SIGKILL after ${formatSeconds(killGraceMs)} grace` : 'SIGTERM';
-    return finish({ ok: false, exitCode: code, signal, timedOut, message: `timed out after ${formatSeconds(timeoutMs)}, stopped with ${how}` });
-  }
-  if (signal !== null) return finish({ ok: false, exitCode: null, signal, message: `killed by ${signal}${note}` });
-  if (code !== 0) return finish({ ok: false, exitCode: code, signal, message: `exit code ${code}${note}` });
-  return finish({ ok: true, exitCode: 0, signal, message: `exit 0 in ${formatSeconds(Date.now() - startedAt)}` });
-}
-
-function describeSpawnError(err: unknown): string {
-  const code = errnoOf(err);
-  if (code === 'ENOEXEC') return 'cannot run: not a valid executable (missing #! line?)';
-  if (code === 'EACCES') return 'cannot run: permission denied';
-  if (code === 'ENOENT') return 'cannot run: file or its interpreter not found';
-  return `cannot run: ${describeError(err)}`;
-}
-
-function formatSeconds(ms: number): string {
-  return `${Number((ms / 1000).toFixed(3))} s`;
-}
-
-// Calls onLine for every line of a stream (a partial last line too); resolves at the end of the stream.
-function forwardLines({ stream, onLine }: { stream: Readable; onLine: (line: string) => void }): Promise<void> {
-  const decoder = new StringDecoder('utf8');
-  let pending = '';
-  const flush = (text: string) => {
-    pending += text;
-    let newline: number;
-    while ((newline = pending.indexOf('\n')) >= 0) {
-      onLine(pending.slice(0, newline).replace(/\r$/, ''));
-      pending = pending.slice(newline + 1);
-    }
-    while (pending.length > MAX_LINE_CHARS) {
-      onLine(pending.slice(0, MAX_LINE_CHARS));
-      pending = pending.slice(MAX_LINE_CHARS);
-    }
-  };
-  stream.on('data', (chunk: Buffer) => flush(decoder.write(chunk)));
-  return new Promise((resolve) => {
-    stream.once('close', () => {
-      flush(decoder.end());
-      if (pending) onLine(pending);
-      pending = '';
-      resolve();
-    });
-  });
 }

@@ -19,6 +19,7 @@ export interface LinkRoots {
   hardRoot?: string;
 }
 
+/** linkSoftDirs' options. */
 export interface LinkOptions extends LinkRoots {
   /** SUPERVISOR_CHMOD_VOLUMES: upstream's `chmod -R 777` of each mounted volume dir. */
   chmodVolumes?: boolean;

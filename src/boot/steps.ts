@@ -3,6 +3,7 @@
 // and how long it took. Rows are plain JSON (snake_case, like InstanceStatus).
 import type { EnvValue } from './env-flags.ts';
 
+/** A step's result; `running` until it finishes. */
 export type StepState = 'ok' | 'warning' | 'failed' | 'skipped' | 'running';
 
 /** A finished step's state. */

@@ -1,4 +1,5 @@
 // supervisor status [NAME...] [--json]
+import { formatBootSteps, type BootStep } from '../../boot/steps.ts';
 import type { InstanceStatus } from '../../supervise/instance.ts';
 import { EXIT } from '../../errors.ts';
 import type { ParsedArgs } from '../args.ts';
@@ -7,7 +8,12 @@ import { printJson, request } from '../request.ts';
 
 export default async function status(args: ParsedArgs): Promise<number> {
   const rows = (await request('status', { names: args.positionals })) as InstanceStatus[];
-  if (args.flags.json) printJson(rows);
-  else process.stdout.write(formatStatusTable(rows));
+  if (args.flags.json) {
+    printJson(rows);
+    return EXIT.OK;
+  }
+  // At boot (PID 1), the boot steps come first: links, hooks, sshd, bundle, serve.
+  const steps = args.positionals.length === 0 ? ((await request('boot-steps')) as BootStep[]) : [];
+  process.stdout.write(formatBootSteps(steps) + formatStatusTable(rows));
   return EXIT.OK;
 }

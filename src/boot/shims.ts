@@ -1,0 +1,122 @@
+// Helper shims that keep upstream's documented commands working:
+// /soft/app/llama-cpp/{check-and-run-llama-cpp.sh,get-llama-cpp-pkg.sh,install-llama-cpp-pkg.sh}
+// are small sh scripts that exec `supervisor serve` / `supervisor install-pkg`.
+// Like upstream's entry (mkdir -p, then the links), they are made even before any
+// bundle is installed: get-llama-cpp-pkg.sh is how one installs the first bundle.
+// A file we did not write is never replaced; ours carry SHIM_MARKER.
+import { lstat, mkdir, readFile, readlink, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describeError, errnoOf, writeFileAtomic } from './atomic-fs.ts';
+import { silentBootLog, type BootLog } from './boot-log.ts';
+import type { StepOutcome } from './steps.ts';
+
+/** The line that marks a file as ours (and so safe to rewrite). */
+export const SHIM_MARKER = '# infer-dev-supervisor-shim v1';
+
+/** Shim name → the supervisor subcommand it runs, and what upstream's script did. */
+export const LLAMA_SHIMS: Readonly<Record<string, { subcommand: string; note: string }>> = Object.freeze({
+  'check-and-run-llama-cpp.sh': { subcommand: 'serve', note: "upstream's llama-server runner: starts the instances of AUTO_INFER_LLAMA_CPP_CONFIG" },
+  'get-llama-cpp-pkg.sh': { subcommand: 'install-pkg', note: "upstream's bundle installer alias: installs AUTO_INFER_LLAMA_CPP_PKG_PATH" },
+  'install-llama-cpp-pkg.sh': { subcommand: 'install-pkg', note: "upstream's bundle installer: installs AUTO_INFER_LLAMA_CPP_PKG_PATH" },
+});
+
+/** Where the shims go and how they call the supervisor. */
+export interface ShimOptions {
+  /** Default `/soft`; the shims go to `<softRoot>/app/llama-cpp` unless `dir` is given. */
+  softRoot?: string;
+  /** Where to write them instead (the bundle installer passes its staging dir). */
+  dir?: string;
+  /** How a shim starts the supervisor; default `['supervisor']` (found on PATH). */
+  command?: readonly string[];
+  log?: BootLog;
+}
+
+/** The text of one shim. */
+export function makeShimScript({ command = ['supervisor'], subcommand, note }: { command?: readonly string[]; subcommand: string; note: string }): string {
+  const words = [...command, subcommand].map(quoteShell).join(' ');
+  return `#!/bin/sh\n${SHIM_MARKER}: rewritten at every boot; put your own file here to stop that.\n# Replaces ${note}.\nexec ${words} "$@"\n`;
+}
+
+/** Writes (or refreshes) the three llama.cpp shims; one step outcome for all of them. */
+export async function writeLlamaShims({ softRoot = '/soft', dir, command = ['supervisor'], log = silentBootLog }: ShimOptions = {}): Promise<StepOutcome> {
+  const startedAt = Date.now();
+  const target = dir ?? join(softRoot, 'app', 'llama-cpp');
+  const done = (state: StepOutcome['state'], message: string): StepOutcome => {
+    log(state === 'failed' ? 'error' : state === 'warning' ? 'warn' : 'info', `shims ${target}: ${message}`, { event: 'boot-shims', dir: target, state });
+    return { name: `shims ${target}`, state, message, startedAt, durationMs: Date.now() - startedAt };
+  };
+  try {
+    const problem = await prepareShimDir({ dir: target, parent: dir === undefined ? join(softRoot, 'app') : null });
+    if (problem !== null) return done('warning', `${problem}; shims not written`);
+    const notes: string[] = [];
+    let written = 0;
+    for (const [name, spec] of Object.entries(LLAMA_SHIMS)) {
+      const path = join(target, name);
+      const text = makeShimScript({ command, ...spec });
+      const verdict = await checkShimPath({ path, text });
+      if (verdict === 'current') continue;
+      if (verdict !== 'write') {
+        notes.push(`${name} left alone (${verdict})`);
+        continue;
+      }
+      await writeFileAtomic(path, text, { mode: 0o755 });
+      written += 1;
+    }
+    const summary = written > 0 ? `${written} shim(s) written` : 'shims up to date';
+    return done(notes.length > 0 ? 'warning' : 'ok', notes.length > 0 ? `${summary}; ${notes.join('; ')}` : summary);
+  } catch (err) {
+    return done('failed', describeError(err));
+  }
+}
+
+// Makes the shim dir when its parent is there; a problem text when it cannot be used.
+async function prepareShimDir({ dir, parent }: { dir: string; parent: string | null }): Promise<string | null> {
+  if (parent !== null && !(await isDirectory(parent))) return `${parent} is not a directory (is the /soft/app link broken?)`;
+  try {
+    await mkdir(dir, { mode: 0o755 });
+  } catch (err) {
+    if (errnoOf(err) !== 'EEXIST') throw err;
+    if (!(await isDirectory(dir))) return `${dir} exists and is not a directory`;
+  }
+  return null;
+}
+
+// 'write': missing, ours and outdated, or a dangling link (upstream's links into /pei-from-host); 'current': ours and up to date; else why it is not ours.
+async function checkShimPath({ path, text }: { path: string; text: string }): Promise<string> {
+  let info;
+  try {
+    info = await lstat(path);
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT') return 'write';
+    throw err;
+  }
+  if (info.isSymbolicLink()) return (await resolves(path)) ? `a link to ${await readlink(path)}` : 'write';
+  if (!info.isFile()) return 'not a regular file';
+  const current = await readFile(path, 'utf8');
+  if (current === text) return 'current';
+  return current.includes(SHIM_MARKER) ? 'write' : 'not written by the supervisor';
+}
+
+async function isDirectory(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isDirectory();
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR') return false;
+    throw err;
+  }
+}
+
+// Whether a path (a link, followed) leads to something; false for a dangling link.
+async function resolves(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR' || errnoOf(err) === 'ELOOP') return false;
+    throw err;
+  }
+}
+
+function quoteShell(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
+}

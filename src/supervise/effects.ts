@@ -6,7 +6,7 @@ import { realClock, type Clock } from './clock.ts';
 import { httpProber } from './health-probe.ts';
 import type { EventLog, InstanceDeps } from './instance.ts';
 import { RotatingLog } from './log-writer.ts';
-import { findPortHolder } from './port-holder.ts';
+import { canBindPort, findPortHolder } from './port-holder.ts';
 import { findMarkedProcesses, sweepMarked } from './process-tree.ts';
 import { processSpawner } from './spawn-instance.ts';
 
@@ -23,7 +23,7 @@ export function makeInstanceDeps({ log, clock = realClock }: { log: EventLog; cl
       await file.open();
       return file;
     },
-    findPortHolder: (port) => findPortHolder(port),
+    findPortHolder: async (port) => ((await canBindPort(port)) ? null : findPortHolder(port)),
     async isOwnProcess(pid, instance) {
       return (await findMarkedProcesses(INSTANCE_MARKER_ENV, instance)).includes(pid);
     },

@@ -114,6 +114,8 @@ export class Instance extends EventEmitter {
   #timerToken = 0;
   #killTimer: TimerHandle | null = null;
   #killDeadline: number | null = null;
+  /** The sweep of the last run's leftovers, until it is done. */
+  #sweeping: Promise<void> | null = null;
   #afterStop: AfterStop = 'stopped';
   #stopReason = '';
   #startReason = '';
@@ -264,6 +266,9 @@ export class Instance extends EventEmitter {
 
   // Preflight, then spawn; the transition to starting carries the new pid.
   async #launch(reason: string): Promise<void> {
+    // Leftovers of the last run must be gone before the next one takes the port.
+    if (this.#sweeping) await this.#sweeping;
+    this.#sweeping = null;
     const plan = this.#plan;
     if (plan.model !== null && !this.#deps.fileExists(plan.model)) {
       return this.#fail(`model file not found: ${plan.model}`, { code: null, signal: null });
@@ -446,13 +451,16 @@ export class Instance extends EventEmitter {
     this.#clearTimer();
     if (this.#killTimer) this.#deps.clock.clearTimeout(this.#killTimer);
     this.#killTimer = null;
-    const swept = await this.#sweepLeftovers();
-    if (swept.length > 0) {
+    // The sweep runs while the exit is handled: a restart's backoff starts now, and the next
+    // launch waits for the sweep; a stop, a clean exit or a fatal one waits for it below.
+    const sweep = this.#sweepLeftovers().then((swept) => {
+      if (swept.length === 0) return;
       this.#deps.log.warn(
         { instance: this.name, pids: swept, event: 'sweep' },
         `${this.name}: killed ${swept.length} leftover process(es) that escaped the process group: ${swept.join(', ')}`,
       );
-    }
+    });
+    this.#sweeping = sweep;
     const tail = this.#log?.tail(EXIT_TAIL_LINES) ?? [];
     this.#lastTail = tail;
     const wasStopping = this.#state === 'stopping';
@@ -462,6 +470,7 @@ export class Instance extends EventEmitter {
     this.#log?.appendRecord(`[supervisor] pid ${child?.pid} ${describeExit(status)}${wasStopping ? '' : `: ${reason}`}`);
 
     if (wasStopping) {
+      await sweep;
       if (this.#afterStop === 'restart') {
         // A stall or failed liveness is a failure: the restart policy decides.
         this.#lastExit.reason = this.#stopReason;
@@ -475,10 +484,13 @@ export class Instance extends EventEmitter {
       }
       return;
     }
-    if (verdict.configFailure) return this.#fail(reason, status);
     const clean = status.code === 0;
     const { restart } = this.#plan.policy;
-    if (restart === 'always' || (restart === 'on-failure' && !clean)) return this.#scheduleRestart(reason, status);
+    if (!verdict.configFailure && (restart === 'always' || (restart === 'on-failure' && !clean))) {
+      return this.#scheduleRestart(reason, status);
+    }
+    await sweep;
+    if (verdict.configFailure) return this.#fail(reason, status);
     if (clean) return this.#transition('stopped', reason);
     return this.#fail(`${reason} (restart = "never")`, status);
   }

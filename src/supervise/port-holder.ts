@@ -2,6 +2,7 @@
 // the holder (pid and command line) so "address in use" becomes an actionable error.
 
 import { readdir, readFile, readlink } from 'node:fs/promises';
+import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
 
 export interface PortHolder {
@@ -127,4 +128,18 @@ async function readlinkOptional({ path }: { path: string }): Promise<string | nu
     if (isVanishedOrForbidden(err)) return null;
     throw err;
   }
+}
+
+/**
+ * The fast path of the port preflight: can we bind the port right now? A
+ * bind and close costs about a millisecond; reading /proc/net/tcp* and every
+ * process's fds to name a holder costs ten, so that only happens when the bind fails.
+ */
+export function canBindPort(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createNetServer();
+    // EADDRINUSE: someone listens. Any other error (EACCES on a low port without root…): we cannot tell, so look in /proc.
+    server.once('error', () => resolve(false));
+    server.listen({ port, host: '0.0.0.0', exclusive: true }, () => server.close(() => resolve(true)));
+  });
 }

@@ -169,3 +169,19 @@ describe('findPortHolder on a fixture /proc', () => {
     expect(holder!.command.endsWith('…')).toBe(true);
   });
 });
+
+describe('canBindPort', () => {
+  it('is true for a free port and false for one somebody listens on (any address)', async () => {
+    const { canBindPort } = await import('../../src/supervise/port-holder.ts');
+    const { createServer } = await import('node:net');
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as { port: number }).port;
+    try {
+      expect(await canBindPort(port)).toBe(false);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+    expect(await canBindPort(port)).toBe(true);
+  });
+});

@@ -7,7 +7,7 @@ import { httpProber } from './health-probe.ts';
 import type { EventLog, InstanceDeps } from './instance.ts';
 import { RotatingLog } from './log-writer.ts';
 import { canBindPort, findPortHolder } from './port-holder.ts';
-import { findMarkedProcesses, sweepMarked } from './process-tree.ts';
+import { findMarkedProcesses, isAlive, sweepMarked } from './process-tree.ts';
 import { processSpawner } from './spawn-instance.ts';
 
 /** InstanceDeps wired to real processes and files. */
@@ -28,6 +28,22 @@ export function makeInstanceDeps({ log, clock = realClock }: { log: EventLog; cl
       return (await findMarkedProcesses(INSTANCE_MARKER_ENV, instance)).includes(pid);
     },
     fileExists: (path) => existsSync(path),
-    sweepLeftovers: (instance) => sweepMarked(INSTANCE_MARKER_ENV, instance, 'SIGKILL'),
+    async sweepLeftovers(instance) {
+      const pids = await sweepMarked(INSTANCE_MARKER_ENV, instance, 'SIGKILL');
+      await waitUntilGone(pids);
+      return pids;
+    },
   };
+}
+
+/** SIGKILL is delivered asynchronously: "stopped" means gone, so wait (briefly) until it is true. */
+const SWEEP_WAIT_MS = 1000;
+
+async function waitUntilGone(pids: number[]): Promise<void> {
+  const deadline = Date.now() + SWEEP_WAIT_MS;
+  let left = pids;
+  while (left.length > 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    left = left.filter((pid) => isAlive(pid));
+  }
 }

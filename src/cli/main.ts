@@ -8,6 +8,7 @@ type Command = (args: ParsedArgs) => Promise<number>;
 
 const COMMANDS: Record<string, () => Promise<{ default: Command }>> = {
   run: () => import('./commands/run.ts'),
+  boot: () => import('./commands/boot.ts'),
   status: () => import('./commands/status.ts'),
   start: () => import('./commands/lifecycle.ts'),
   stop: () => import('./commands/lifecycle.ts'),

@@ -4,6 +4,8 @@ import { EXIT } from '../../errors.ts';
 const HELP = `usage: supervisor <command> [options]
 
 Daemon
+  boot [-- CMD ARGS...]          the container's PID 1: hooks, /soft links, sshd, bundle,
+                                 auto-serve, then CMD (or run until stopped)
   run [--config FILE]            run the supervisor in the foreground
                                  (config: --config or AUTO_INFER_LLAMA_CPP_CONFIG)
 Control (talks to the daemon on $SUPERVISOR_SOCKET, default /run/infer-dev/supervisor.sock)

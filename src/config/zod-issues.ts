@@ -1,6 +1,8 @@
 // Turns zod's issues into our messages: what was expected and what was found,
-// worded for someone editing a TOML file.
-import type { z } from 'zod';
+// worded for someone editing a TOML file. The words are ours, not zod's: zod/mini
+// loads no locale, so a stock `issue.message` is a bare "Invalid input"; only a
+// custom `{ error }` message of the schema is used as is.
+import type * as z from 'zod/mini';
 import { isTable, type ConfigTable, type ConfigValue } from './overrides.ts';
 
 /** A short description of a config value for messages: `"abc"`, `1.5`, `a table`. */
@@ -52,6 +54,13 @@ export function issuesFromZod(
         break;
       case 'invalid_union':
         out.push({ path, message: describeUnion(issue, got) });
+        break;
+      // The wording of classic zod's English locale, which mini does not load.
+      case 'invalid_key':
+        out.push({ path, message: `Invalid key in ${issue.origin}, got ${got}` });
+        break;
+      case 'invalid_element':
+        out.push({ path, message: `Invalid value in ${issue.origin}, got ${got}` });
         break;
       default:
         out.push({ path, message: `${issue.message}, got ${got}` });

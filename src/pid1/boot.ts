@@ -42,8 +42,11 @@ export async function runBoot({ command, version, env = process.env, shimCommand
   let main: MainProcess | null = null;
   let mainGone = false;
   const stopping = { started: false, done: null as Promise<void> | null };
+  let announceStop!: () => void;
+  const stopRequested = new Promise<void>((resolve) => (announceStop = resolve));
   const stopAll = (reason: string) => {
     stopping.started = true;
+    announceStop();
     stopping.done ??= stopEverything({ daemon, main: mainGone ? null : main, reaper, log, budgetS: budget.budgetS, reason });
     return stopping.done;
   };
@@ -57,17 +60,30 @@ export async function runBoot({ command, version, env = process.env, shimCommand
   });
 
   // Boot steps in upstream's order: hooks, links, hooks, sshd, bundle, shims, auto-serve.
-  const outcome = await runBootSteps({
+  // Once a stop is asked for, nothing more is started.
+  const skipped = { state: 'skipped' as const, message: 'the container is stopping' };
+  const steps = runBootSteps({
     env,
     log: makeBootLog(log),
     recorder,
     shimCommand,
     actions: {
-      startSshd: (plan) => void daemon.supervisor.addSystemInstance(plan).catch((err: Error) => log.error({ event: 'sshd' }, err.message)),
-      installBundle: (archive) => installBundle({ archive, env, log }),
-      serve: (configPath) => serveConfig({ daemon, configPath }),
+      startSshd: (plan) => {
+        if (stopping.started) return;
+        daemon.supervisor.addSystemInstance(plan).catch((err: Error) => log.error({ event: 'sshd' }, err.message));
+      },
+      installBundle: (archive) => (stopping.started ? Promise.resolve(skipped) : installBundle({ archive, env, log })),
+      serve: (configPath) => (stopping.started ? Promise.resolve(skipped) : serveConfig({ daemon, configPath })),
     },
   });
+  const outcome = await Promise.race([steps, stopRequested.then(() => null)]);
+  if (outcome === null) {
+    // Stopped in the middle of a boot step (a long hook): stop, then end what the step still runs.
+    await stopping.done;
+    killEverythingLeft({ log });
+    signals.dispose();
+    return EXIT.OK;
+  }
   warnIfStopsCannotFit({ daemon, budgetS: budget.budgetS, log });
   if (outcome.mustExit) {
     await stopAll('a boot step failed and SUPERVISOR_ON_BOOT_ERROR=exit');

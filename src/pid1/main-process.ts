@@ -97,7 +97,7 @@ function handOverTerminal({ libc, fd, pgid, log }: { libc: Libc; fd: number; pgi
   try {
     libc.tcsetpgrp(fd, pgid);
   } catch (err) {
-    if (!(err instanceof SyscallError) || !['ENOTTY', 'ENXIO', 'EPERM'].includes(err.code)) throw err;
+    if (!(err instanceof SyscallError) || !['ENOTTY', 'ENXIO', 'EPERM', 'ESRCH'].includes(err.code)) throw err;
     log.warn({ event: 'terminal-handover-failed', code: err.code }, `could not give the terminal to the main process: ${err.code}`);
     return;
   }
@@ -109,7 +109,8 @@ function takeBackTerminal({ libc, fd, pgrp, log }: { libc: Libc; fd: number; pgr
   try {
     libc.tcsetpgrp(fd, pgrp);
   } catch (err) {
-    if (!(err instanceof SyscallError) || !['ENOTTY', 'ENXIO', 'EIO', 'EPERM'].includes(err.code)) throw err;
+    // ESRCH: our own group is not in this PID namespace (a launcher above us led the session).
+    if (!(err instanceof SyscallError) || !['ENOTTY', 'ENXIO', 'EIO', 'EPERM', 'ESRCH'].includes(err.code)) throw err;
     log.debug({ event: 'terminal-not-returned', code: err.code }, `terminal not taken back: ${err.code}`);
   }
 }

@@ -1,0 +1,194 @@
+// The `[gateway]` table: its zod schema (also part of the JSON Schema for
+// editors) and the pure step from the table and the launch plan to the
+// gateway's plan. Defaults live in one literal; every problem is reported
+// with its key path, nothing is clamped.
+import { z } from 'zod';
+import type { LaunchPlan } from '../config/instance-plan.ts';
+import type { ConfigTable } from '../config/overrides.ts';
+import { describeValue, issuesFromZod } from '../config/zod-issues.ts';
+import { getInstanceAliases } from './instance-args.ts';
+
+/** The environment variable that sets (and overrides) `[gateway] api_key`. */
+export const GATEWAY_API_KEY_ENV = 'SUPERVISOR_GATEWAY_API_KEY';
+
+/** Defaults of `[gateway]`, in one place. */
+export const GATEWAY_DEFAULTS = Object.freeze({
+  /** 0.0.0.0 so the container's published port reaches it. */
+  host: '0.0.0.0',
+  /** The port upstream's LiteLLM proxy used, so existing clients keep working. */
+  port: 11899,
+  waitReadyS: 60,
+  drainTimeoutS: 30,
+  maxBodyBytes: 32 * 1024 * 1024,
+});
+
+/** `[gateway]`. */
+export const gatewaySchema = z
+  .object({
+    enable: z.boolean().describe('Run the gateway (default: true when at least one instance is enabled)'),
+    host: z.string().min(1).describe('Listen address (default 0.0.0.0, so a published port works)'),
+    port: z.number().int().min(1).max(65535).describe('Listen port (default 11899)'),
+    api_key: z
+      .string()
+      .min(1)
+      .describe(`Key every request except health must carry (x-api-key or Authorization: Bearer); ${GATEWAY_API_KEY_ENV} overrides it`),
+    default: z
+      .union([z.string().min(1), z.literal(false)])
+      .describe('Instance (name or alias) for models nothing else matches (default: the first enabled instance; false: none, 404)'),
+    wait_ready_s: z.number().min(0).max(3600).describe('Hold a request this long for a starting instance, then 503 (default 60)'),
+    drain_timeout_s: z.number().min(0).max(3600).describe('Restarts and reloads wait this long for in-flight requests to finish (default 30)'),
+    max_body_bytes: z
+      .number()
+      .int()
+      .min(1024)
+      .max(1024 * 1024 * 1024)
+      .describe('Largest request body; more is 413 (default 33554432 = 32 MiB)'),
+    models: z
+      .record(z.string().min(1), z.string().min(1))
+      .describe('Glob pattern → instance name or alias, first match wins, e.g. "claude-*haiku*" = "small"'),
+  })
+  .partial()
+  .strict();
+
+/** One `[gateway.models]` rule, in document order. */
+export interface ModelRule {
+  pattern: string;
+  /** The instance name (an alias in the config is resolved to its instance). */
+  instance: string;
+}
+
+/** Everything the gateway needs, resolved from the config. */
+export interface GatewayPlan {
+  enabled: boolean;
+  host: string;
+  port: number;
+  /** null: no key is asked for. */
+  apiKey: string | null;
+  /** The instance for unmatched models; null: they get 404. */
+  defaultInstance: string | null;
+  waitReadyMs: number;
+  drainTimeoutMs: number;
+  maxBodyBytes: number;
+  models: ModelRule[];
+}
+
+/** The plan of a gateway that is off (a launch plan without one: no config yet, or nothing enabled). */
+export const GATEWAY_OFF: Readonly<GatewayPlan> = Object.freeze({
+  enabled: false,
+  host: GATEWAY_DEFAULTS.host,
+  port: GATEWAY_DEFAULTS.port,
+  apiKey: null,
+  defaultInstance: null,
+  waitReadyMs: GATEWAY_DEFAULTS.waitReadyS * 1000,
+  drainTimeoutMs: GATEWAY_DEFAULTS.drainTimeoutS * 1000,
+  maxBodyBytes: GATEWAY_DEFAULTS.maxBodyBytes,
+  models: [],
+});
+
+/** One problem in `[gateway]`: dotted key path as a list (`['gateway', 'models', 'claude-*']`). */
+export interface GatewayConfigIssue {
+  severity: 'error' | 'warning';
+  path: string[];
+  message: string;
+}
+
+export interface GatewayPlanResult {
+  /** null when there is at least one error. */
+  plan: GatewayPlan | null;
+  issues: GatewayConfigIssue[];
+}
+
+/** Turns the `[gateway]` table (undefined when absent) and the launch plan into the gateway's plan, or its errors. */
+export function makeGatewayPlan(
+  table: unknown,
+  launchPlan: Pick<LaunchPlan, 'enabled' | 'instances'>,
+  env: Readonly<Record<string, string | undefined>> = {},
+): GatewayPlanResult {
+  const issues: GatewayConfigIssue[] = [];
+  const error = (path: string[], message: string) => issues.push({ severity: 'error', path: ['gateway', ...path], message });
+  const warn = (path: string[], message: string) => issues.push({ severity: 'warning', path: ['gateway', ...path], message });
+  if (table !== undefined && !isPlainTable(table)) {
+    error([], `expected a table ([gateway]), got ${describeValue(table)}`);
+    return { plan: null, issues };
+  }
+  const raw = toPlain(table ?? {}) as ConfigTable;
+  const parsed = gatewaySchema.safeParse(raw);
+  if (!parsed.success) {
+    // Messages describe values as written (TOML integers stay integers), so the original table is the root.
+    const written = (table ?? {}) as ConfigTable;
+    for (const issue of issuesFromZod(parsed.error.issues, written, Object.keys(gatewaySchema.shape))) error(issue.path, issue.message);
+    return { plan: null, issues };
+  }
+  const t = parsed.data;
+  const resolver = makeInstanceResolver(launchPlan);
+  const enabledInstances = launchPlan.enabled ? launchPlan.instances.filter((i) => i.enabled) : [];
+
+  // A config name (or alias) → instance name, with the problems reported where the name was written.
+  const resolveTarget = (path: string[], value: string): string | null => {
+    const name = resolver.resolve(value);
+    if (name === null) {
+      error(path, `no instance named "${value}" (instances: ${resolver.describe()})`);
+      return null;
+    }
+    if (!enabledInstances.some((i) => i.name === name)) warn(path, `instance "${name}" is not enabled: its requests get 503`);
+    return name;
+  };
+
+  let defaultInstance: string | null = enabledInstances[0]?.name ?? null;
+  if (t.default === false) defaultInstance = null;
+  else if (t.default !== undefined) defaultInstance = resolveTarget(['default'], t.default);
+
+  const models: ModelRule[] = [];
+  for (const [pattern, target] of Object.entries(t.models ?? {})) {
+    const instance = resolveTarget(['models', pattern], target);
+    if (instance !== null) models.push({ pattern, instance });
+  }
+
+  const enabled = t.enable ?? enabledInstances.length > 0;
+  const port = t.port ?? GATEWAY_DEFAULTS.port;
+  const clash = enabledInstances.find((i) => i.port === port);
+  if (enabled && clash) error(['port'], `port ${port} is also used by instance "${clash.name}" (the gateway needs a port of its own)`);
+
+  const envKey = env[GATEWAY_API_KEY_ENV];
+  const plan: GatewayPlan = {
+    enabled,
+    host: t.host ?? GATEWAY_DEFAULTS.host,
+    port,
+    apiKey: envKey !== undefined && envKey !== '' ? envKey : (t.api_key ?? null),
+    defaultInstance,
+    waitReadyMs: Math.round((t.wait_ready_s ?? GATEWAY_DEFAULTS.waitReadyS) * 1000),
+    drainTimeoutMs: Math.round((t.drain_timeout_s ?? GATEWAY_DEFAULTS.drainTimeoutS) * 1000),
+    maxBodyBytes: t.max_body_bytes ?? GATEWAY_DEFAULTS.maxBodyBytes,
+    models,
+  };
+  return { plan: issues.some((i) => i.severity === 'error') ? null : plan, issues };
+}
+
+// Instance names win over aliases; an alias shared by two instances is taken by the first.
+function makeInstanceResolver(launchPlan: Pick<LaunchPlan, 'instances'>): { resolve(value: string): string | null; describe(): string } {
+  const byName = new Map<string, string>();
+  for (const instance of launchPlan.instances) byName.set(instance.name, instance.name);
+  for (const instance of launchPlan.instances) {
+    for (const alias of getInstanceAliases(instance)) if (!byName.has(alias)) byName.set(alias, instance.name);
+  }
+  return {
+    resolve: (value) => byName.get(value) ?? null,
+    describe: () => launchPlan.instances.map((i) => i.name).join(', ') || 'none',
+  };
+}
+
+function isPlainTable(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Date);
+}
+
+// TOML integers arrive as bigint; zod validates numbers.
+function toPlain(value: unknown): unknown {
+  if (typeof value === 'bigint') return Number(value);
+  if (Array.isArray(value)) return value.map(toPlain);
+  if (isPlainTable(value)) {
+    const out: Record<string, unknown> = Object.create(null);
+    for (const [k, v] of Object.entries(value)) out[k] = toPlain(v);
+    return out;
+  }
+  return value;
+}

@@ -1,0 +1,129 @@
+// What the gateway needs from the supervisor, and nothing more: the instances
+// with their address, names and state, and a way to wait for a state change.
+// `fromSupervisor` adapts the real Supervisor through its public API only;
+// tests may hand the gateway any other GatewayTargets.
+import type { InstancePlan, LaunchPlan } from '../config/instance-plan.ts';
+import type { Instance, InstanceState, TransitionEvent } from '../supervise/instance.ts';
+import type { Supervisor } from '../supervise/supervisor.ts';
+import { getInstanceAliases, getInstanceApiKey } from './instance-args.ts';
+
+export type TargetState = InstanceState;
+
+/** One instance as the gateway sees it at this moment. */
+export interface TargetView {
+  name: string;
+  aliases: readonly string[];
+  host: string;
+  port: number;
+  /** The instance's own `--api-key`, which the gateway sends upstream; null: none. */
+  apiKey: string | null;
+  /** Enabled in the config (and `[master] enable` is on). */
+  enabled: boolean;
+  state: TargetState;
+  /** Stopped because it has not run yet (daemon start, a `background = false` chain, just added by reload): worth waiting for. */
+  notStartedYet: boolean;
+  restarts: number;
+}
+
+/** The gateway's view of the supervised instances. */
+export interface GatewayTargets {
+  /** Every instance, in config order. */
+  list(): TargetView[];
+  /** One instance; undefined when there is none of that name (any more). */
+  get(name: string): TargetView | undefined;
+  /** Resolves true at the next state change of `name`, false when `timeoutMs` passes or `signal` aborts first. */
+  nextChange(name: string, timeoutMs: number, signal?: AbortSignal): Promise<boolean>;
+}
+
+/** The supervisor's public surface the adapter uses. */
+type SupervisorView = Pick<Supervisor, 'instances' | 'instance' | 'plan'>;
+
+/**
+ * Adapts a Supervisor: the config's instances only (system services such as sshd are
+ * never routed to), and one 'transition' listener per instance object, however many
+ * requests wait.
+ */
+export function fromSupervisor(supervisor: SupervisorView): GatewayTargets {
+  const waiters = new WeakMap<Instance, Set<() => void>>();
+  const planFacts = new WeakMap<InstancePlan, { aliases: string[]; apiKey: string | null }>();
+  const configuredNames = new WeakMap<LaunchPlan, Set<string>>();
+
+  // Names from the config file, per launch plan object (system services are not in it).
+  const isConfigured = (name: string) => {
+    const plan = supervisor.plan;
+    let names = configuredNames.get(plan);
+    if (!names) {
+      names = new Set(plan.instances.map((i) => i.name));
+      configuredNames.set(plan, names);
+    }
+    return names.has(name);
+  };
+  const configuredInstance = (name: string) => (isConfigured(name) ? supervisor.instance(name) : undefined);
+
+  // Names and key come from the plan's argv; computed once per plan object.
+  const factsOf = (plan: InstancePlan) => {
+    let facts = planFacts.get(plan);
+    if (!facts) {
+      facts = { aliases: getInstanceAliases(plan), apiKey: getInstanceApiKey(plan) };
+      planFacts.set(plan, facts);
+    }
+    return facts;
+  };
+
+  const view = (instance: Instance): TargetView => {
+    const plan = instance.plan;
+    const facts = factsOf(plan);
+    const status = instance.status();
+    return {
+      name: plan.name,
+      aliases: facts.aliases,
+      host: plan.host,
+      port: plan.port,
+      apiKey: facts.apiKey,
+      enabled: supervisor.plan.enabled && plan.enabled,
+      state: status.state,
+      notStartedYet: status.state === 'stopped' && status.last_exit === null,
+      restarts: status.restarts,
+    };
+  };
+
+  const waitersOf = (instance: Instance): Set<() => void> => {
+    let set = waiters.get(instance);
+    if (!set) {
+      const created = new Set<() => void>();
+      waiters.set(instance, created);
+      instance.on('transition', (_event: TransitionEvent) => {
+        for (const wake of [...created]) wake();
+      });
+      set = created;
+    }
+    return set;
+  };
+
+  return {
+    list: () => supervisor.instances.filter((i) => isConfigured(i.name)).map(view),
+    get(name) {
+      const instance = configuredInstance(name);
+      return instance ? view(instance) : undefined;
+    },
+    nextChange(name, timeoutMs, signal) {
+      const instance = configuredInstance(name);
+      if (!instance) return Promise.resolve(true);
+      if (signal?.aborted) return Promise.resolve(false);
+      const set = waitersOf(instance);
+      return new Promise((resolve) => {
+        const done = (changed: boolean) => {
+          clearTimeout(timer);
+          set.delete(wake);
+          signal?.removeEventListener('abort', abort);
+          resolve(changed);
+        };
+        const wake = () => done(true);
+        const abort = () => done(false);
+        const timer = setTimeout(() => done(false), timeoutMs);
+        set.add(wake);
+        signal?.addEventListener('abort', abort, { once: true });
+      });
+    },
+  };
+}

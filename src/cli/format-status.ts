@@ -1,7 +1,16 @@
 // `supervisor status` as a table for people.
 import type { InstanceStatus } from '../supervise/instance.ts';
 
-const HEADERS = ['NAME', 'STATE', 'PID', 'UPTIME', 'RESTARTS', 'LAST EXIT', 'PORT', 'GPUS', 'LOG'];
+const HEADERS = ['NAME', 'STATE', 'PID', 'UPTIME', 'RESTARTS', 'REQS', 'LAST EXIT', 'PORT', 'GPUS', 'LOG'];
+
+/** A status row as the daemon sends it: the instance, plus the gateway's request counters. */
+export type StatusRow = InstanceStatus & { inflight?: number | null; requests?: number | null };
+
+// In-flight/total requests through the gateway; `-` while it has never run.
+function formatRequests(row: StatusRow): string {
+  if (row.requests === undefined || row.requests === null) return '-';
+  return `${row.inflight ?? 0}/${row.requests}`;
+}
 
 /** 3725 → `1h2m`. */
 export function formatDuration(seconds: number | null): string {
@@ -22,7 +31,7 @@ function formatLastExit(status: InstanceStatus): string {
 }
 
 /** Aligned columns, one row per instance. */
-export function formatStatusTable(rows: readonly InstanceStatus[]): string {
+export function formatStatusTable(rows: readonly StatusRow[]): string {
   if (rows.length === 0) return 'no instances configured\n';
   const cells = rows.map((s) => [
     s.name,
@@ -30,6 +39,7 @@ export function formatStatusTable(rows: readonly InstanceStatus[]): string {
     s.pid === null ? '-' : String(s.pid),
     formatDuration(s.uptime_s),
     String(s.restarts),
+    formatRequests(s),
     formatLastExit(s),
     String(s.port),
     s.gpu_ids ?? 'all',

@@ -18,6 +18,7 @@ const COMMANDS: Record<string, () => Promise<{ default: Command }>> = {
   logs: () => import('./commands/logs.ts'),
   health: () => import('./commands/health.ts'),
   config: () => import('./commands/config.ts'),
+  'claude-env': () => import('./commands/claude-env.ts'),
   version: () => import('./commands/version.ts'),
   help: () => import('./commands/help.ts'),
 };

@@ -1,5 +1,6 @@
 // The launch plan: what the supervisor runs, derived purely from the config.
 // Everything the engine needs to start, watch and restart one llama-server.
+import type { GatewayPlan } from '../gateway/gateway-config.ts';
 
 export type RestartPolicy = 'always' | 'on-failure' | 'never';
 
@@ -73,4 +74,6 @@ export interface LaunchPlan {
   /** `[master] enable`: false means nothing is launched. */
   enabled: boolean;
   instances: InstancePlan[];
+  /** `[gateway]`; absent: off (no config yet). */
+  gateway?: GatewayPlan;
 }

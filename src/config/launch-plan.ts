@@ -2,6 +2,7 @@
 // asked through the injected context only (for the executable fallback), so
 // every rule of upstream's runner (reference §4.2–4.4) is tested from strings.
 import type { ConfigIssue } from '../errors.ts';
+import { makeGatewayPlan } from '../gateway/gateway-config.ts';
 import {
   DEFAULT_POLICY,
   INSTANCE_MARKER_ENV,
@@ -45,7 +46,7 @@ export interface PlanResult {
   issues: ConfigIssue[];
 }
 
-const ROOT_KEYS = ['master', 'instance'];
+const ROOT_KEYS = ['master', 'instance', 'gateway'];
 
 /** Turns config text into a launch plan, or into the list of everything wrong with it. */
 export function makeLaunchPlan(text: string, ctx: PlanContext): PlanResult {
@@ -84,6 +85,9 @@ export function makeLaunchPlan(text: string, ctx: PlanContext): PlanResult {
 
   const plan = buildPlan({ document, ctx, source });
   checkPorts({ plan, report });
+  const gateway = makeGatewayPlan(document.gateway, plan, ctx.env);
+  for (const issue of gateway.issues) report(issue.severity, issue.path, issue.message);
+  if (gateway.plan) plan.gateway = gateway.plan;
   return { plan: issues.some((i) => i.severity === 'error') ? null : plan, issues };
 }
 

@@ -7,6 +7,7 @@
 // Schema) without the method-chaining API, which cannot be tree-shaken and
 // costs the daemon ~5 MiB RSS. Keep classic zod (the 'zod' entry point) off the daemon path.
 import * as z from 'zod/mini';
+import { gatewaySchema } from '../gateway/gateway-config.ts';
 
 /** `[instance.*] names`: upstream's schema pattern. */
 export const INSTANCE_NAME = /^(?!control$)(?!server$)[A-Za-z0-9][A-Za-z0-9._-]*$/;
@@ -125,6 +126,7 @@ export const documentSchema = z.partial(
       .check(
         z.describe('Globals ([instance.control], [instance.server]) and one [instance.<name>] table per llama-server'),
       ),
+    gateway: gatewaySchema.check(z.describe('Built-in gateway for Claude Code, the Anthropic SDK and OpenAI clients')),
   }),
 );
 

@@ -3,6 +3,7 @@
 // the table that names them.
 import { SupervisorError, EXIT } from '../errors.ts';
 import { followLog, readLastLines } from '../supervise/log-reader.ts';
+import { addRequestStats, type DaemonGateway } from '../gateway/daemon-gateway.ts';
 import type { Supervisor } from '../supervise/supervisor.ts';
 import type { ControlHandler } from './server.ts';
 
@@ -19,6 +20,8 @@ export interface DaemonControl {
   serve(config?: string): Promise<unknown>;
   version: string;
   bootSteps?: BootStepsView;
+  /** Drains instances around restarts and counts their requests. */
+  gateway?: Pick<DaemonGateway, 'withDrain' | 'stats'>;
 }
 
 type Args = Record<string, unknown>;
@@ -44,7 +47,7 @@ export function makeControlHandler(daemon: DaemonControl): ControlHandler {
   const { supervisor } = daemon;
   const commands: Record<string, (args: Args, signal: AbortSignal) => Promise<unknown> | unknown> = {
     ping: () => ({ version: daemon.version, pid: process.pid }),
-    status: (args) => supervisor.status(names(args)),
+    status: (args) => addRequestStats(supervisor.status(names(args)), daemon.gateway ?? null),
     health: () => supervisor.health(),
     start: async (args) => {
       const chosen = supervisor.select(names(args), args.all === true);
@@ -58,7 +61,9 @@ export function makeControlHandler(daemon: DaemonControl): ControlHandler {
     },
     restart: async (args) => {
       const chosen = supervisor.select(names(args), args.all === true);
-      await Promise.all(chosen.map((i) => i.restart('restart command')));
+      const restart = () => Promise.all(chosen.map((i) => i.restart('restart command')));
+      // Through the gateway, in-flight requests finish first and new ones wait for the restart.
+      await (daemon.gateway ? daemon.gateway.withDrain(chosen.map((i) => i.name), restart) : restart());
       return supervisor.status(chosen.map((i) => i.name));
     },
     reload: () => daemon.reload(),

@@ -10,6 +10,7 @@ import { startControlServer, type ControlServer } from '../control/server.ts';
 import { ConfigError, formatConfigIssue } from '../errors.ts';
 import { createLogger } from '../logging/logger.ts';
 import { makeInstanceDeps } from '../supervise/effects.ts';
+import { getInstancesToDrain, makeDaemonGateway } from '../gateway/daemon-gateway.ts';
 import { Supervisor, type ReloadSummary } from '../supervise/supervisor.ts';
 
 export interface DaemonOptions {
@@ -64,6 +65,10 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const initial = serveOnStart ? read() : EMPTY_PLAN;
   if (configPath === null) log.warn({ event: 'no-config' }, 'no config file given: no instance is supervised yet');
   const supervisor = new Supervisor({ plan: initial, deps: makeInstanceDeps({ log }) });
+  // The gateway follows each (re)loaded plan's [gateway]; a listen failure is logged, the next reload retries.
+  const gateway = makeDaemonGateway({ supervisor, log: log.child({ component: 'gateway' }) });
+  const applyGateway = (plan: LaunchPlan) =>
+    gateway.apply(plan.gateway).catch((err: Error) => log.error({ err, event: 'gateway-failed' }, `gateway: ${err.message}`));
 
   let server: ControlServer | null = null;
   let closing: Promise<void> | null = null;
@@ -74,16 +79,25 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     supervisor,
     log,
     done,
-    reload: () => supervisor.reload(readOrLog()),
+    async reload() {
+      const next = readOrLog();
+      // Instances about to restart are drained first: in-flight requests finish, new ones wait.
+      const summary = await gateway.withDrain(getInstancesToDrain(supervisor, next), () => supervisor.reload(next));
+      await applyGateway(next);
+      return summary;
+    },
     async serve(path) {
       configPath = path ?? configPath ?? getConfigPath(undefined, env);
       if (configPath === null) throw missingConfigError();
-      return supervisor.serve(readOrLog());
+      const next = readOrLog();
+      const summary = await supervisor.serve(next);
+      await applyGateway(next);
+      return summary;
     },
     shutdown(reason, { budgetMs } = {}) {
       closing ??= (async () => {
         log.info({ event: 'shutdown', reason }, `stopping all instances (${reason})`);
-        await supervisor.shutdown(reason, { budgetMs });
+        await Promise.all([gateway.close(), supervisor.shutdown(reason, { budgetMs })]);
         await server?.close();
         log.info({ event: 'shutdown-complete' }, 'all instances stopped');
         resolveDone();
@@ -94,10 +108,11 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
 
   server = await startControlServer({
     path: socketPath,
-    handle: makeControlHandler({ supervisor, reload: daemon.reload, serve: daemon.serve, version, bootSteps }),
+    handle: makeControlHandler({ supervisor, reload: daemon.reload, serve: daemon.serve, version, bootSteps, gateway }),
     log,
   });
   log.info({ event: 'listening', socket: socketPath, config: configPath, version, daemon_pid: process.pid }, `supervisor ${version} listening on ${socketPath}`);
+  await applyGateway(initial);
   for (const plan of systemPlans) {
     supervisor.addSystemInstance(plan).catch((err: Error) => log.error({ err, event: 'system-start-failed' }, `${plan.name}: ${err.message}`));
   }

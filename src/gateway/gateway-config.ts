@@ -2,7 +2,7 @@
 // editors) and the pure step from the table and the launch plan to the
 // gateway's plan. Defaults live in one literal; every problem is reported
 // with its key path, nothing is clamped.
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import type { LaunchPlan } from '../config/instance-plan.ts';
 import type { ConfigTable } from '../config/overrides.ts';
 import { describeValue, issuesFromZod } from '../config/zod-issues.ts';
@@ -23,32 +23,39 @@ export const GATEWAY_DEFAULTS = Object.freeze({
 });
 
 /** `[gateway]`. */
-export const gatewaySchema = z
-  .object({
-    enable: z.boolean().describe('Run the gateway (default: true when at least one instance is enabled)'),
-    host: z.string().min(1).describe('Listen address (default 0.0.0.0, so a published port works)'),
-    port: z.number().int().min(1).max(65535).describe('Listen port (default 11899)'),
+export const gatewaySchema = z.partial(
+  z.strictObject({
+    enable: z.boolean().check(z.describe('Run the gateway (default: true when at least one instance is enabled)')),
+    host: z.string().check(z.minLength(1), z.describe('Listen address (default 0.0.0.0, so a published port works)')),
+    port: z.number().check(z.int(), z.minimum(1), z.maximum(65535), z.describe('Listen port (default 11899)')),
     api_key: z
       .string()
-      .min(1)
-      .describe(`Key every request except health must carry (x-api-key or Authorization: Bearer); ${GATEWAY_API_KEY_ENV} overrides it`),
+      .check(
+        z.minLength(1),
+        z.describe(`Key every request except health must carry (x-api-key or Authorization: Bearer); ${GATEWAY_API_KEY_ENV} overrides it`),
+      ),
     default: z
-      .union([z.string().min(1), z.literal(false)])
-      .describe('Instance (name or alias) for models nothing else matches (default: the first enabled instance; false: none, 404)'),
-    wait_ready_s: z.number().min(0).max(3600).describe('Hold a request this long for a starting instance, then 503 (default 60)'),
-    drain_timeout_s: z.number().min(0).max(3600).describe('Restarts and reloads wait this long for in-flight requests to finish (default 30)'),
+      .union([z.string().check(z.minLength(1)), z.literal(false)])
+      .check(z.describe('Instance (name or alias) for models nothing else matches (default: the first enabled instance; false: none, 404)')),
+    wait_ready_s: z
+      .number()
+      .check(z.minimum(0), z.maximum(3600), z.describe('Hold a request this long for a starting instance, then 503 (default 60)')),
+    drain_timeout_s: z
+      .number()
+      .check(z.minimum(0), z.maximum(3600), z.describe('Restarts and reloads wait this long for in-flight requests to finish (default 30)')),
     max_body_bytes: z
       .number()
-      .int()
-      .min(1024)
-      .max(1024 * 1024 * 1024)
-      .describe('Largest request body; more is 413 (default 33554432 = 32 MiB)'),
+      .check(
+        z.int(),
+        z.minimum(1024),
+        z.maximum(1024 * 1024 * 1024),
+        z.describe('Largest request body; more is 413 (default 33554432 = 32 MiB)'),
+      ),
     models: z
-      .record(z.string().min(1), z.string().min(1))
-      .describe('Glob pattern → instance name or alias, first match wins, e.g. "claude-*haiku*" = "small"'),
-  })
-  .partial()
-  .strict();
+      .record(z.string().check(z.minLength(1)), z.string().check(z.minLength(1)))
+      .check(z.describe('Glob pattern → instance name or alias, first match wins, e.g. "claude-*haiku*" = "small"')),
+  }),
+);
 
 /** One `[gateway.models]` rule, in document order. */
 export interface ModelRule {

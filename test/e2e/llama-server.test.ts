@@ -12,7 +12,7 @@ import { freePort, llamaServerPath } from '../support/llama-server.ts';
 let modelDir: string;
 let model: string;
 let daemon: DaemonHandle;
-let ports: { a: number; b: number; broken: number };
+let ports: { a: number; b: number; broken: number; gateway: number };
 
 function config(ctxB: number): string {
   return `
@@ -42,6 +42,11 @@ ctx_size = ${ctxB}
 [instance.broken.server]
 port = ${ports.broken}
 extra_args = ["--no-such-flag"]
+
+[gateway]
+host = "127.0.0.1"
+port = ${ports.gateway}
+default = "a"
 `;
 }
 
@@ -58,7 +63,7 @@ beforeAll(async () => {
   modelDir = mkdtempSync(join(tmpdir(), 'tiny-'));
   model = join(modelDir, 'tiny.gguf');
   await writeTinyModel(model);
-  ports = { a: await freePort(), b: await freePort(), broken: await freePort() };
+  ports = { a: await freePort(), b: await freePort(), broken: await freePort(), gateway: await freePort() };
   daemon = await startDaemon(config(2048));
 });
 
@@ -76,6 +81,21 @@ describe('real llama-server instances', () => {
       expect(status).toBe(200);
       expect(typeof body.choices[0].message.content).toBe('string');
     }
+  });
+
+  it("the daemon's gateway routes by alias, and status counts the requests", async () => {
+    const res = await fetch(`http://127.0.0.1:${ports.gateway}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'tiny-b', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 8 }),
+    });
+    expect(res.status).toBe(200);
+    await res.json();
+    const models = (await (await fetch(`http://127.0.0.1:${ports.gateway}/v1/models`)).json()) as { data: { id: string }[] };
+    expect(models.data.map((m) => m.id)).toEqual(expect.arrayContaining(['tiny-a', 'tiny-b']));
+    const b = daemon.status().find((r) => r.name === 'b')!;
+    expect(b).toMatchObject({ requests: 1, inflight: 0 });
+    expect(daemon.status().find((r) => r.name === 'a')!.requests).toBe(0);
   });
 
   it('an unknown flag is fatal at once, with the offending log line, and no restart loop', async () => {

@@ -15,6 +15,8 @@ Control (talks to the daemon on $SUPERVISOR_SOCKET, default /run/infer-dev/super
   serve [--config FILE]          start the config's instances that are not running
   logs NAME [-n N] [-f]          last N lines of an instance's log; -f follows
   health [--json]                exit 0 all ready, 1 fatal/backoff, 2 starting
+Gateway
+  claude-env [--model NAME]      exports for Claude Code: eval "$(supervisor claude-env)"
 Config
   config check [FILE] [--json]   errors and warnings; exit 0 or 2
   config print [FILE] [--json]   the resolved launch plan

@@ -1,9 +1,11 @@
 // One instance's log file: the child's stdout and stderr plus the supervisor's own
 // records, written in order, rotated by size without splitting lines, and mirrored
 // in a small in-memory tail so a crash report can quote the last lines even when
-// the disk is full. (Longer than ~250 lines because the ring buffer belongs to it.)
+// the disk is full. (Longer than ~250 lines because the ring buffer and the batch
+// cursor that feeds writev belong to it.)
 
 import { EventEmitter } from 'node:events';
+import { writev } from 'node:fs';
 import { mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
@@ -15,7 +17,7 @@ export interface RotatingLogOptions {
   keep: number;
   /** Size of the in-memory tail that tail() reads; default 64 KiB. */
   tailBytes?: number;
-  /** write() returns false once this much is queued; 'drain' follows when it falls below. Default 1 MiB. */
+  /** write() returns false once this much is queued; 'drain' follows when it falls below. Default 8 MiB. */
   highWaterBytes?: number;
   /** Timestamps for lastWriteAt; default Date.now. */
   now?: () => number;
@@ -28,6 +30,11 @@ const NEWLINE = 0x0a;
  * below the high-water mark after write() returned false) and 'error' (an fs error,
  * once per distinct errno; emitted only when someone listens, so it never crashes
  * the daemon). Chunks passed to write() are kept by reference until written.
+ *
+ * Hot path: write() only queues the chunk. The pump takes the whole queue as one
+ * batch, copies just the batch's last tailBytes into the ring, and hands the chunks
+ * to writev() as they are (split only where the file must rotate), so each byte is
+ * copied by the kernel alone.
  */
 export class RotatingLog extends EventEmitter {
   readonly file: string;
@@ -37,8 +44,15 @@ export class RotatingLog extends EventEmitter {
   readonly #now: () => number;
   readonly #ring: ByteRing;
 
+  /** Accepted chunks the pump has not taken yet; their bytes are not in the ring yet either (see #queueInRing). */
   #queue: Buffer[] = [];
-  #queuedBytes = 0;
+  #queueBytes = 0;
+  /** close() copied #queue into the ring already (later chunks go straight to the ring). */
+  #queueInRing = false;
+  /** Bytes of the batch being written; with #queueBytes what counts against the high-water mark. */
+  #inFlightBytes = 0;
+  /** Bytes of the batch being written that reached the file. */
+  #batchWritten = 0;
   #needDrain = false;
   #started = false;
   #closing: Promise<void> | null = null;
@@ -55,7 +69,7 @@ export class RotatingLog extends EventEmitter {
   #lastWriteAt: number | null = null;
   readonly #reportedErrnos = new Set<string>();
 
-  constructor({ file, maxBytes, keep, tailBytes = 64 * 1024, highWaterBytes = 1024 * 1024, now = Date.now }: RotatingLogOptions) {
+  constructor({ file, maxBytes, keep, tailBytes = 64 * 1024, highWaterBytes = 8 * 1024 * 1024, now = Date.now }: RotatingLogOptions) {
     super();
     validateCount({ name: 'maxBytes', value: maxBytes, min: 1 });
     validateCount({ name: 'keep', value: keep, min: 0 });
@@ -115,7 +129,8 @@ export class RotatingLog extends EventEmitter {
   /** The last n lines seen (the oldest may be cut short by the ring's size). */
   tail(n: number): string[] {
     if (n <= 0) return [];
-    const lines = this.#ring.contents().toString('utf8').split('\n');
+    const contents = this.#queueInRing ? this.#ring.contents() : this.#ring.contents(this.#queue, this.#queueBytes);
+    const lines = contents.toString('utf8').split('\n');
     if (lines.at(-1) === '') lines.pop();
     return lines.slice(-n).map((line) => (line.endsWith('\r') ? line.slice(0, -1) : line));
   }
@@ -127,35 +142,47 @@ export class RotatingLog extends EventEmitter {
 
   /** Flushes and closes the file; later writes only reach the tail. */
   close(): Promise<void> {
-    this.#closing ??= this.#closeNow();
+    if (!this.#closing) {
+      // Chunks written from now on go straight to the ring: the queued ones must be there first.
+      this.#queueToRing();
+      this.#closing = this.#closeNow();
+    }
     return this.#closing;
   }
 
   async #closeNow(): Promise<void> {
     await this.flush();
     // Never opened: what was queued has nowhere to go.
-    this.#bytesDropped += this.#queuedBytes;
+    this.#bytesDropped += this.#queueBytes;
     this.#queue = [];
-    this.#queuedBytes = 0;
+    this.#queueBytes = 0;
     const handle = this.#handle;
     this.#handle = null;
     if (handle) await this.#guardFs(() => handle.close());
   }
 
   #accept(chunk: Buffer): boolean {
-    if (chunk.length === 0) return !this.#needDrain;
-    this.#ring.push(chunk);
-    this.#bytesWritten += chunk.length;
-    this.#streamEndsWithNewline = chunk[chunk.length - 1] === NEWLINE;
+    const length = chunk.length;
+    if (length === 0) return !this.#needDrain;
+    this.#bytesWritten += length;
+    this.#streamEndsWithNewline = chunk[length - 1] === NEWLINE;
     if (this.#closing) {
-      this.#bytesDropped += chunk.length;
+      this.#ring.push([chunk], length);
+      this.#bytesDropped += length;
       return true;
     }
     this.#queue.push(chunk);
-    this.#queuedBytes += chunk.length;
-    this.#kick();
-    if (this.#queuedBytes >= this.#highWaterBytes) this.#needDrain = true;
+    this.#queueBytes += length;
+    if (!this.#pumping) this.#kick();
+    if (this.#queueBytes + this.#inFlightBytes >= this.#highWaterBytes) this.#needDrain = true;
     return !this.#needDrain;
+  }
+
+  /** Copies the tail of the queue into the ring (once per queue). */
+  #queueToRing(): void {
+    if (this.#queueInRing) return;
+    this.#ring.push(this.#queue, this.#queueBytes);
+    this.#queueInRing = true;
   }
 
   #kick(): void {
@@ -167,60 +194,71 @@ export class RotatingLog extends EventEmitter {
   async #pump(): Promise<void> {
     try {
       while (this.#queue.length > 0) {
+        // The whole queue is one batch: its tail goes to the ring now, its bytes to the file below.
+        this.#queueToRing();
         const batch = this.#queue;
+        const bytes = this.#queueBytes;
         this.#queue = [];
-        const data = batch.length === 1 ? batch[0] : Buffer.concat(batch);
-        await this.#writeData(data);
-        this.#queuedBytes -= data.length;
-        if (this.#needDrain && this.#queuedBytes < this.#highWaterBytes) {
+        this.#queueBytes = 0;
+        this.#queueInRing = false;
+        this.#inFlightBytes = bytes;
+        await this.#writeBatch(batch, bytes);
+        this.#inFlightBytes = 0;
+        if (this.#needDrain && this.#queueBytes < this.#highWaterBytes) {
           this.#needDrain = false;
           this.emit('drain');
         }
       }
     } finally {
+      this.#inFlightBytes = 0;
       this.#pumping = false;
     }
   }
 
-  /** Writes data, rotating as often as needed; on an fs error drops the rest of it. */
-  async #writeData(data: Buffer): Promise<void> {
-    let offset = 0;
+  /** Writes a batch, rotating as often as needed; on an fs error drops the rest of it. */
+  async #writeBatch(chunks: Buffer[], bytes: number): Promise<void> {
+    const batch = new Batch(chunks, bytes);
+    this.#batchWritten = 0;
     const written = await this.#guardFs(async () => {
-      while (offset < data.length) {
+      while (batch.remaining > 0) {
         if (!this.#handle) await this.#openFile();
         const space = Math.max(0, this.#maxBytes - this.#fileSize);
-        if (data.length - offset <= space) {
-          await this.#writeAll(data.subarray(offset));
-          offset = data.length;
+        if (batch.remaining <= space) {
+          const length = batch.remaining;
+          await this.#writeAll(batch.take(length), length);
           return;
         }
-        const cut = this.#chooseCut({ data, offset, space });
-        if (cut > 0) await this.#writeAll(data.subarray(offset, offset + cut));
-        offset += cut;
+        const cut = this.#chooseCut(batch, space);
+        if (cut > 0) await this.#writeAll(batch.take(cut), cut);
         await this.#rotate();
       }
     });
-    if (!written) this.#bytesDropped += data.length - offset;
+    if (!written) this.#bytesDropped += bytes - this.#batchWritten;
   }
 
-  /** How much of data[offset…] goes into the current file before rotating. */
-  #chooseCut({ data, offset, space }: { data: Buffer; offset: number; space: number }): number {
-    const lastFittingNewline = space > 0 ? data.lastIndexOf(NEWLINE, offset + space - 1) : -1;
-    if (lastFittingNewline >= offset) return lastFittingNewline + 1 - offset;
+  /** How many of the batch's next bytes go into the current file before rotating. */
+  #chooseCut(batch: Batch, space: number): number {
+    const throughLastFittingNewline = space > 0 ? batch.throughLastNewline(space) : 0;
+    if (throughLastFittingNewline > 0) return throughLastFittingNewline;
     // No line end fits. If the file ends on a line boundary, start the line in a fresh
     // file; otherwise (a line longer than maxBytes, or already split) fill up to the limit.
     if (this.#fileSize > 0 && this.#fileEndsWithNewline) return 0;
     return space;
   }
 
-  async #writeAll(buf: Buffer): Promise<void> {
-    const handle = this.#handle!;
-    for (let done = 0; done < buf.length; ) {
-      const { bytesWritten } = await handle.write(buf, done, buf.length - done);
-      done += bytesWritten;
+  /** Appends `length` bytes held in `buffers`: one writev, more only after a short write. */
+  async #writeAll(buffers: Buffer[], length: number): Promise<void> {
+    const fd = this.#handle!.fd;
+    const last = buffers[buffers.length - 1];
+    const endsWithNewline = last[last.length - 1] === NEWLINE;
+    for (let left = length; left > 0; ) {
+      const bytesWritten = await appendBuffers(fd, buffers);
       this.#fileSize += bytesWritten;
+      this.#batchWritten += bytesWritten;
+      left -= bytesWritten;
+      if (left > 0) buffers = skipBytes(buffers, bytesWritten);
     }
-    this.#fileEndsWithNewline = buf[buf.length - 1] === NEWLINE;
+    this.#fileEndsWithNewline = endsWithNewline;
   }
 
   /** file.(keep-1) → file.keep … file → file.1, then a fresh file. */
@@ -272,10 +310,101 @@ export class RotatingLog extends EventEmitter {
   }
 }
 
+/** A batch of chunks read front to back in byte ranges, without copying. Chunks are never empty. */
+class Batch {
+  readonly #chunks: Buffer[];
+  /** The next unread byte: #chunks[#index][#offset]. */
+  #index = 0;
+  #offset = 0;
+  remaining: number;
+
+  constructor(chunks: Buffer[], bytes: number) {
+    this.#chunks = chunks;
+    this.remaining = bytes;
+  }
+
+  /** The next n (1 … remaining) bytes, as views of the chunks. */
+  take(n: number): Buffer[] {
+    const chunks = this.#chunks;
+    this.remaining -= n;
+    if (this.#index === 0 && this.#offset === 0 && this.remaining === 0) return chunks;
+    const out: Buffer[] = [];
+    while (n > 0) {
+      const chunk = chunks[this.#index];
+      const available = chunk.length - this.#offset;
+      if (available <= n) {
+        out.push(this.#offset === 0 ? chunk : chunk.subarray(this.#offset));
+        n -= available;
+        this.#index++;
+        this.#offset = 0;
+      } else {
+        out.push(chunk.subarray(this.#offset, this.#offset + n));
+        this.#offset += n;
+        n = 0;
+      }
+    }
+    return out;
+  }
+
+  /** How many of the next `limit` (1 … remaining) bytes run up to and including the last newline among them; 0 if none. */
+  throughLastNewline(limit: number): number {
+    const chunks = this.#chunks;
+    // Find the chunk holding the limit's last byte; `before` counts the bytes ahead of chunks[i][start].
+    let i = this.#index;
+    let start = this.#offset;
+    let before = 0;
+    while (before + chunks[i].length - start < limit) {
+      before += chunks[i].length - start;
+      i++;
+      start = 0;
+    }
+    let last = start + (limit - before) - 1;
+    for (;;) {
+      const newline = chunks[i].lastIndexOf(NEWLINE, last);
+      if (newline >= start) return before + newline - start + 1;
+      if (i === this.#index) return 0;
+      i--;
+      start = i === this.#index ? this.#offset : 0;
+      before -= chunks[i].length - start;
+      last = chunks[i].length - 1;
+    }
+  }
+}
+
+/**
+ * writev(2) at the end of an O_APPEND file. The callback API on the FileHandle's fd costs
+ * less per call than FileHandle.writev (no FileHandle bookkeeping, one promise).
+ */
+function appendBuffers(fd: number, buffers: Buffer[]): Promise<number> {
+  return new Promise((resolve, reject) => {
+    writev(fd, buffers, null, (err, bytesWritten) => (err ? reject(err) : resolve(bytesWritten)));
+  });
+}
+
+/** buffers without their first n bytes (n < their total). */
+function skipBytes(buffers: Buffer[], n: number): Buffer[] {
+  let i = 0;
+  while (n >= buffers[i].length) n -= buffers[i++].length;
+  const rest = buffers.slice(i);
+  if (n > 0) rest[0] = rest[0].subarray(n);
+  return rest;
+}
+
+/** The last n bytes (at most all) of the concatenation of chunks, as views. */
+function lastBytes(chunks: readonly Buffer[], n: number): Buffer[] {
+  let i = chunks.length;
+  let need = n;
+  while (need > 0) need -= chunks[--i].length;
+  const out = chunks.slice(i);
+  if (need < 0) out[0] = out[0].subarray(-need);
+  return out;
+}
+
 /** The last `capacity` bytes pushed, in a fixed buffer. */
 class ByteRing {
   readonly #buf: Buffer;
-  #start = 0;
+  /** Where the next byte goes; the contents end just before it. */
+  #end = 0;
   #length = 0;
   #overflowed = false;
 
@@ -283,29 +412,48 @@ class ByteRing {
     this.#buf = Buffer.alloc(capacity);
   }
 
-  push(chunk: Buffer): void {
+  /** Appends the concatenation of chunks (total bytes), copying only the part that stays: at most `capacity` bytes. */
+  push(chunks: readonly Buffer[], total: number): void {
     const cap = this.#buf.length;
-    if (cap === 0) return;
-    const src = chunk.length > cap ? chunk.subarray(chunk.length - cap) : chunk;
-    const end = (this.#start + this.#length) % cap;
-    const first = Math.min(src.length, cap - end);
-    src.copy(this.#buf, end, 0, first);
-    if (first < src.length) src.copy(this.#buf, 0, first);
-    const total = this.#length + src.length;
-    if (total > cap || src !== chunk) this.#overflowed = true;
-    this.#start = total > cap ? (this.#start + total - cap) % cap : this.#start;
-    this.#length = Math.min(total, cap);
+    if (cap === 0 || total === 0) return;
+    if (this.#length + total > cap) this.#overflowed = true;
+    const buf = this.#buf;
+    let end = this.#end;
+    for (const src of lastBytes(chunks, Math.min(total, cap))) {
+      const room = cap - end;
+      if (src.length <= room) {
+        buf.set(src, end);
+        end += src.length;
+      } else {
+        buf.set(src.subarray(0, room), end);
+        buf.set(src.subarray(room), 0);
+        end = src.length - room;
+      }
+      if (end === cap) end = 0;
+    }
+    this.#end = end;
+    this.#length = Math.min(this.#length + total, cap);
   }
 
-  /** A copy of the contents, oldest first, without a UTF-8 sequence cut at the front. */
-  contents(): Buffer {
+  /**
+   * A copy of the contents followed by `pending` (not pushed yet, `pendingBytes` in all), cut to the
+   * capacity, oldest first, without a UTF-8 sequence cut at the front.
+   */
+  contents(pending: readonly Buffer[] = [], pendingBytes = 0): Buffer {
     const cap = this.#buf.length;
-    const head = this.#buf.subarray(this.#start, Math.min(this.#start + this.#length, cap));
-    const wrapped = this.#buf.subarray(0, Math.max(0, this.#start + this.#length - cap));
-    const all = Buffer.concat([head, wrapped]);
+    if (cap === 0) return Buffer.alloc(0);
+    const start = (this.#end - this.#length + cap) % cap;
+    let parts =
+      start + this.#length <= cap
+        ? [this.#buf.subarray(start, start + this.#length)]
+        : [this.#buf.subarray(start), this.#buf.subarray(0, this.#end)];
+    if (pendingBytes > 0) parts = parts.concat(lastBytes(pending, Math.min(pendingBytes, cap)));
+    let all = Buffer.concat(parts);
+    if (all.length > cap) all = all.subarray(all.length - cap);
+    const overflowed = this.#overflowed || this.#length + pendingBytes > cap;
     let skip = 0;
     // After overflow the oldest byte may sit inside a multi-byte character: drop continuation bytes.
-    while (this.#overflowed && skip < all.length && skip < 3 && (all[skip] & 0xc0) === 0x80) skip++;
+    while (overflowed && skip < all.length && skip < 3 && (all[skip] & 0xc0) === 0x80) skip++;
     return all.subarray(skip);
   }
 }

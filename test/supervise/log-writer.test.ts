@@ -196,6 +196,135 @@ describe('RotatingLog tail and records', () => {
   });
 });
 
+/** What tail(n) must say after `input` went in: its last tailBytes, lines as tail() splits them. */
+function expectedTail(input: Buffer, tailBytes: number, n: number): string[] {
+  let kept = input.subarray(Math.max(0, input.length - tailBytes));
+  if (input.length > tailBytes) {
+    let skip = 0;
+    while (skip < kept.length && skip < 3 && (kept[skip] & 0xc0) === 0x80) skip++;
+    kept = kept.subarray(skip);
+  }
+  const lines = kept.toString('utf8').split('\n');
+  if (lines.at(-1) === '') lines.pop();
+  return lines.slice(-n).map((line) => (line.endsWith('\r') ? line.slice(0, -1) : line));
+}
+
+describe('RotatingLog tail across batches', () => {
+  it('matches the last tailBytes of the input whether chunks are queued, being written or written', async () => {
+    const tailBytes = 100;
+    const log = await openLog({ maxBytes: 700, keep: 80, tailBytes });
+    const random = makeRandom(17);
+    const parts: Buffer[] = [];
+    for (let i = 0; i < 400; i++) {
+      // Chunks from 1 byte to several times tailBytes, some with multi-byte characters.
+      const size = random() < 0.2 ? 150 + Math.floor(random() * 300) : 1 + Math.floor(random() * 30);
+      const text = Array.from({ length: size }, () => (random() < 0.1 ? '\n' : random() < 0.1 ? 'é' : 'k')).join('');
+      const chunk = Buffer.from(text);
+      parts.push(chunk);
+      log.write(chunk);
+      const input = Buffer.concat(parts);
+      expect(log.tail(1000)).toEqual(expectedTail(input, tailBytes, 1000));
+      if (random() < 0.05) await log.flush();
+      else if (random() < 0.1) await new Promise((resolve) => setImmediate(resolve));
+    }
+    await log.flush();
+    const input = Buffer.concat(parts);
+    expect(log.tail(1000)).toEqual(expectedTail(input, tailBytes, 1000));
+    expect(Buffer.concat((await readLogSet(log.file)).contents).equals(input)).toBe(true);
+  });
+
+  it('copies a batch bigger than tailBytes only in part, and holds no chunk once it is written', async () => {
+    const log = await openLog({ maxBytes: 1_000_000, keep: 1, tailBytes: 9 });
+    const first = Buffer.from('aaaa\nbbbb\n');
+    const second = Buffer.from('cccc\ndd');
+    log.write(first);
+    log.write(second);
+    expect(log.tail(3)).toEqual(['b', 'cccc', 'dd']);
+    await log.flush();
+    // The ring holds copies: changing a written chunk changes neither the tail nor the file.
+    first.fill('x');
+    second.fill('y');
+    expect(log.tail(3)).toEqual(['b', 'cccc', 'dd']);
+    expect(await readFile(log.file, 'utf8')).toBe('aaaa\nbbbb\ncccc\ndd');
+  });
+
+  it('with tailBytes 0 keeps no tail', async () => {
+    const log = await openLog({ maxBytes: 1000, keep: 1, tailBytes: 0 });
+    log.write(Buffer.from('one\ntwo\n'));
+    expect(log.tail(5)).toEqual([]);
+    await log.flush();
+    expect(log.tail(5)).toEqual([]);
+    expect(await readFile(log.file, 'utf8')).toBe('one\ntwo\n');
+  });
+
+  it('keeps the order in the tail when close() finds chunks still queued', async () => {
+    const log = new RotatingLog({ file: join(dir, 'never-opened.log'), maxBytes: 1000, keep: 1 });
+    logs.push(log);
+    log.write(Buffer.from('queued one\n'));
+    log.write(Buffer.from('queued two\n'));
+    const closed = log.close();
+    log.write(Buffer.from('after close\n'));
+    expect(log.tail(3)).toEqual(['queued one', 'queued two', 'after close']);
+    await closed;
+    expect(log.tail(3)).toEqual(['queued one', 'queued two', 'after close']);
+    expect(log.bytesDropped).toBe(log.bytesWritten);
+  });
+
+  it('keeps the order in the tail when close() comes while a batch is being written', async () => {
+    const log = await openLog({ maxBytes: 1000, keep: 1 });
+    log.write(Buffer.from('in flight\n'));
+    log.write(Buffer.from('queued\n'));
+    const closed = log.close();
+    log.write(Buffer.from('after close\n'));
+    expect(log.tail(3)).toEqual(['in flight', 'queued', 'after close']);
+    await closed;
+    expect(log.tail(3)).toEqual(['in flight', 'queued', 'after close']);
+    expect(await readFile(log.file, 'utf8')).toBe('in flight\nqueued\n');
+  });
+});
+
+describe('RotatingLog batches of many chunks', () => {
+  it('cuts at the last fitting line end even when it lies chunks back, byte by byte', async () => {
+    const lines = makeLines({ count: 150, minLen: 3, maxLen: 40, seed: 23 });
+    const input = Buffer.from(lines.join(''));
+    const log = new RotatingLog({ file: join(dir, 'inst.log'), maxBytes: 97, keep: 100 });
+    logs.push(log);
+    // One byte per chunk, all queued before open() so they form one batch: every cut search walks back across chunks.
+    for (let i = 0; i < input.length; i++) log.write(input.subarray(i, i + 1));
+    await log.open();
+    await log.flush();
+    const { contents } = await readLogSet(log.file);
+    expect(Buffer.concat(contents).equals(input)).toBe(true);
+    for (const content of contents) {
+      expect(content.length).toBeLessThanOrEqual(97);
+      expect(content.at(-1)).toBe(0x0a);
+    }
+    for (const content of contents.slice(0, -1)) expect(content.length).toBeGreaterThan(97 - 40);
+  });
+
+  it('cuts a line longer than maxBytes at the limit when it arrives in small chunks', async () => {
+    const log = new RotatingLog({ file: join(dir, 'inst.log'), maxBytes: 100, keep: 10 });
+    logs.push(log);
+    const input = Buffer.from(`short\n${'x'.repeat(250)}\nafter\n`);
+    // Queued before open(): one batch, the long line spread over 7-byte chunks.
+    for (let i = 0; i < input.length; i += 7) log.write(input.subarray(i, i + 7));
+    await log.open();
+    await log.flush();
+    const { contents } = await readLogSet(log.file);
+    expect(contents.map((c) => c.toString())).toEqual(['short\n', 'x'.repeat(100), 'x'.repeat(100), `${'x'.repeat(50)}\nafter\n`]);
+  });
+
+  it('writes a batch of more chunks than one writev takes (IOV_MAX) in order', async () => {
+    const log = new RotatingLog({ file: join(dir, 'inst.log'), maxBytes: 1_000_000, keep: 1 });
+    logs.push(log);
+    const chunks = Array.from({ length: 5000 }, (_, i) => Buffer.from(`${i}\n`));
+    for (const chunk of chunks) log.write(chunk);
+    await log.open();
+    await log.flush();
+    expect((await readFile(log.file)).equals(Buffer.concat(chunks))).toBe(true);
+  });
+});
+
 describe('RotatingLog backpressure, errors and closing', () => {
   it('returns false above the high-water mark and emits drain once written', async () => {
     const log = await openLog({ maxBytes: 1_000_000, keep: 1, highWaterBytes: 1000 });

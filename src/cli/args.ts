@@ -18,6 +18,10 @@ const SWITCHES: Record<string, string> = {
   '-h': 'help',
   '--help': 'help',
   '--version': 'version',
+  '--force': 'force',
+  '--no-verify': 'noVerify',
+  '--restart': 'restart',
+  '--rollback': 'rollback',
 };
 
 /** Splits argv into command, positionals and flags. */

@@ -15,6 +15,7 @@ const COMMANDS: Record<string, () => Promise<{ default: Command }>> = {
   restart: () => import('./commands/lifecycle.ts'),
   reload: () => import('./commands/reload.ts'),
   serve: () => import('./commands/serve.ts'),
+  'install-pkg': () => import('./commands/install-pkg.ts'),
   logs: () => import('./commands/logs.ts'),
   health: () => import('./commands/health.ts'),
   config: () => import('./commands/config.ts'),
@@ -25,6 +26,8 @@ const COMMANDS: Record<string, () => Promise<{ default: Command }>> = {
 
 /** Runs one CLI invocation and returns its exit code; errors are printed, never thrown. */
 export async function main(argv: string[]): Promise<number> {
+  // A command whose work never settles must not look like a success when Node runs out of work.
+  process.exitCode = EXIT.FAILED;
   try {
     const args = parseArgs(argv);
     const load = COMMANDS[args.command];

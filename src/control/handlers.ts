@@ -60,7 +60,14 @@ export function makeControlHandler(daemon: DaemonControl): ControlHandler {
       return supervisor.status(chosen.map((i) => i.name));
     },
     restart: async (args) => {
-      const chosen = supervisor.select(names(args), args.all === true);
+      // `install-pkg --restart`: every instance (not stopped by hand) whose executable lies under the bundle.
+      const under = typeof args.under === 'string' ? args.under.replace(/\/+$/, '') : null;
+      const chosen =
+        under !== null
+          ? supervisor.instances.filter(
+              (i) => (i.plan.executable === under || i.plan.executable.startsWith(`${under}/`)) && i.state !== 'stopped',
+            )
+          : supervisor.select(names(args), args.all === true);
       const restart = () => Promise.all(chosen.map((i) => i.restart('restart command')));
       // Through the gateway, in-flight requests finish first and new ones wait for the restart.
       await (daemon.gateway ? daemon.gateway.withDrain(chosen.map((i) => i.name), restart) : restart());

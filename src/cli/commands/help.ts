@@ -15,6 +15,11 @@ Control (talks to the daemon on $SUPERVISOR_SOCKET, default /run/infer-dev/super
   serve [--config FILE]          start the config's instances that are not running
   logs NAME [-n N] [-f]          last N lines of an instance's log; -f follows
   health [--json]                exit 0 all ready, 1 fatal/backoff, 2 starting
+Bundle
+  install-pkg [ARCHIVE] [--force] [--no-verify] [--restart] [--json]
+                                 install a llama.cpp bundle (.tar, .tar.gz, .tgz, .zip)
+  install-pkg --rollback [--restart]
+                                 switch back to the previous installed version
 Gateway
   claude-env [--model NAME]      exports for Claude Code: eval "$(supervisor claude-env)"
 Config

@@ -43,6 +43,9 @@ export const BACKOFF_RESET_AFTER_READY_MS = 60_000;
 /** The environment variable that tags every process of an instance, so leftovers can be found. */
 export const INSTANCE_MARKER_ENV = 'INFER_DEV_INSTANCE';
 
+/** Names the supervisor (its pid) that spawned a process, so two daemons on one host never sweep each other's. */
+export const SUPERVISOR_MARKER_ENV = 'INFER_DEV_SUPERVISOR';
+
 /** Everything needed to run one instance. */
 export interface InstancePlan {
   name: string;

@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
-import type { InstancePlan } from '../config/instance-plan.ts';
+import { SUPERVISOR_MARKER_ENV, type InstancePlan } from '../config/instance-plan.ts';
 import { signalGroup } from './process-tree.ts';
 
 /** How a child ended: exit code, or the signal that killed it. */
@@ -38,7 +38,7 @@ export const processSpawner: Spawner = {
     const child = spawn(plan.executable, plan.args, {
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, ...plan.env },
+      env: { ...process.env, ...plan.env, [SUPERVISOR_MARKER_ENV]: String(process.pid) },
       ...ids,
     });
     await new Promise<void>((resolve, reject) => {

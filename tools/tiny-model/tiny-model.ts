@@ -1,6 +1,6 @@
 // A tiny random-weight llama model (about 0.5 MB) that a real llama-server
 // loads and serves, so tests run the real server without downloading a model.
-// Facts behind the choices: /work/shared/reference/real-parts.md.
+// Facts behind the choices: shared/reference/real-parts.md (beside the repo).
 
 import { rename, unlink, writeFile } from 'node:fs/promises';
 import { buildGguf, type GgufTensor, type GgufValue } from './gguf-writer.ts';

@@ -151,21 +151,31 @@ export async function runBootSteps({
   }
   if (stop() || !(await runHooks(STAGE_2_HOOKS))) return finishBoot();
 
-  // sshd: prepared here, supervised by the daemon.
-  const sshd = await prepareSshd({ env, paths: getSshPaths(roots.ssh), log, validateConfig: validateSshdConfig });
-  for (const step of sshd.steps) record(step);
-  outcome.sshd = { plan: sshd.plan, reason: sshd.reason, started: false };
-  if (stop()) return finishBoot();
-  const { plan } = sshd;
-  if (plan !== null && actions.startSshd) {
-    const startSshd = actions.startSshd;
-    const state = await act('sshd start', async () => {
-      await startSshd(plan);
-      return { state: 'ok', message: 'supervised' };
-    });
-    outcome.sshd.started = state === 'ok';
+  // sshd: prepared here, supervised by the daemon. Its preparation (ssh-keygen, sshd -t) runs
+  // beside the next steps, so serving does not wait on it; under the exit policy it runs first.
+  const sshdBranch = (async () => {
+    const sshd = await prepareSshd({ env, paths: getSshPaths(roots.ssh), log, validateConfig: validateSshdConfig });
+    for (const step of sshd.steps) record(step);
+    outcome.sshd = { plan: sshd.plan, reason: sshd.reason, started: false };
+    if (stop()) return;
+    const { plan } = sshd;
+    if (plan !== null && actions.startSshd) {
+      const startSshd = actions.startSshd;
+      const state = await act('sshd start', async () => {
+        await startSshd(plan);
+        return { state: 'ok', message: 'supervised' };
+      });
+      outcome.sshd.started = state === 'ok';
+    }
+  })();
+  if (exitOnFailure) {
+    await sshdBranch;
     if (stop()) return finishBoot();
   }
+  const finishWithSshd = async () => {
+    await sshdBranch;
+    return finishBoot();
+  };
 
   // The llama.cpp bundle, before the shims: an install replaces /soft/app/llama-cpp.
   const archivePath = readText(env, 'AUTO_INFER_LLAMA_CPP_PKG_PATH');
@@ -176,11 +186,11 @@ export async function runBootSteps({
   else {
     await act('bundle', () => actions.installBundle!(archivePath));
     outcome.bundle.done = true;
-    if (stop()) return finishBoot();
+    if (stop()) return finishWithSshd();
   }
 
   record(await writeLlamaShims({ softRoot: roots.soft, command: shimCommand, log }));
-  if (stop()) return finishBoot();
+  if (stop()) return finishWithSshd();
 
   // Auto-serve.
   const configPath = readText(env, 'AUTO_INFER_LLAMA_CPP_CONFIG');
@@ -191,7 +201,7 @@ export async function runBootSteps({
     await act('serve', () => actions.serve!(configPath as string));
     outcome.serve.done = true;
   }
-  return finishBoot();
+  return finishWithSshd();
 }
 
 // One hook directory: a row per hook (shown running while it runs) and, for first-run, a row for the marker.

@@ -31,8 +31,6 @@ export async function runBoot({ command, version, env = process.env, shimCommand
   const reaper = startReaper({ log });
   // Under `docker run --init` or tini we are not PID 1: orphans of our children must still come to us.
   if (process.pid !== 1) becomeSubreaper({ log });
-  // A terminal handed to the main process must not stop us.
-  ignoreTerminalStopSignals();
   const budget = readStopBudget(env);
   if (budget.warning) log.warn({ event: 'stop-budget' }, budget.warning);
 
@@ -93,6 +91,8 @@ export async function runBoot({ command, version, env = process.env, shimCommand
 
   // The main process (CMD) with the container's stdin and TTY; without one, run until signalled.
   if (command.length > 0 && !stopping.started) {
+    // The terminal goes to the main process: writing to it from the background must not stop us.
+    ignoreTerminalStopSignals();
     main = spawnMain({ command: command[0], args: command.slice(1), env, reaper, log });
     const exit = await main.exited;
     mainGone = true;

@@ -71,7 +71,9 @@ export function startReaper(options: ReaperOptions = {}): Reaper {
     log = silentLog,
     procRoot = '/proc',
   } = options;
-  const libc = loadLibc();
+  // koffi loads on the first zombie that is not ours to leave alone, not on the boot's critical path.
+  let loaded: Libc | null = null;
+  const getLibc = () => (loaded ??= loadLibc());
   const tracker = trackChildProcesses();
   const waiters = new Map<number, (status: WaitStatus) => void>();
   const totals = { scans: 0, reaped: 0, orphans: 0, maxScanMs: 0 };
@@ -91,7 +93,7 @@ export function startReaper(options: ReaperOptions = {}): Reaper {
     const started = performance.now();
     totals.scans += 1;
     const counts = reapZombies({
-      libc,
+      getLibc,
       procRoot,
       isTracked: (pid) => tracker.isTracked(pid) || isTracked(pid),
       log,
@@ -173,13 +175,13 @@ export function becomeSubreaper({ log = silentLog }: { log?: Pid1Log } = {}): Su
  * (a third of the cost of the read, measured with 1000 children).
  */
 function reapZombies({
-  libc,
+  getLibc,
   procRoot,
   isTracked,
   log,
   onReaped,
 }: {
-  libc: Libc;
+  getLibc: () => Libc;
   procRoot: string;
   isTracked: (pid: number) => boolean;
   log: Pid1Log;
@@ -193,7 +195,7 @@ function reapZombies({
       counts.skipped += 1;
       continue;
     }
-    const status = waitForChild({ libc, pid, log });
+    const status = waitForChild({ libc: getLibc(), pid, log });
     if (status === null) continue;
     counts.reaped += 1;
     onReaped(pid, status);

@@ -132,6 +132,51 @@ describe('daemon with fake servers', () => {
     }
   });
 
+  it('the child gets its plan: user, CUDA_VISIBLE_DEVICES, env table, markers; its own process group', async () => {
+    const port = await freePort();
+    daemon = await startDaemon(
+      header + fakeInstance('as-nobody', port, [], 'user = "nobody"\ngpu_ids = "none"\nenv = { HF_HOME = "/tmp/hf" }\n'),
+    );
+    const row = await daemon.waitForState('as-nobody', 'ready');
+    const environ = new Map(
+      readFileSync(`/proc/${row.pid}/environ`, 'utf8')
+        .split('\0')
+        .filter(Boolean)
+        .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)] as const),
+    );
+    expect(environ.get('CUDA_VISIBLE_DEVICES')).toBe('');
+    expect(environ.get('HF_HOME')).toBe('/tmp/hf');
+    expect(environ.get('INFER_DEV_INSTANCE')).toBe('as-nobody');
+    expect(environ.get('INFER_DEV_SUPERVISOR')).toBe(String(daemon.process.pid));
+    const status = readFileSync(`/proc/${row.pid}/status`, 'utf8');
+    const nobody = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith('nobody:'))!.split(':')[2];
+    expect(status).toMatch(new RegExp(`^Uid:\\s+${nobody}\\s`, 'm'));
+    const stat = readFileSync(`/proc/${row.pid}/stat`, 'utf8');
+    const pgid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+    expect(pgid).toBe(row.pid);
+  });
+
+  it('an unknown user is fatal with a clear reason, not a crash loop', async () => {
+    const port = await freePort();
+    daemon = await startDaemon(header + fakeInstance('ghost', port, [], 'user = "no-such-user-xyz"\n'));
+    const row = await daemon.waitForState('ghost', 'fatal');
+    expect(row.last_exit.reason).toBe('user "no-such-user-xyz" does not exist in /etc/passwd');
+    expect(row.restarts).toBe(0);
+  });
+
+  it('supervisor serve starts the config in a daemon that has none, and a second serve leaves running instances alone', async () => {
+    const [p1, p2] = [await freePort(), await freePort()];
+    daemon = await startDaemon(header + fakeInstance('a', p1) + fakeInstance('b', p2), {}, { withConfig: false });
+    expect(daemon.status()).toEqual([]);
+    const first = daemon.cli('serve', '--config', daemon.config, '--json');
+    expect(first.code).toBe(0);
+    expect(JSON.parse(first.stdout)).toMatchObject({ started: ['a', 'b'], unchanged: [] });
+    const a = await daemon.waitForState('a', 'ready');
+    const again = daemon.cli('serve', '--json');
+    expect(JSON.parse(again.stdout)).toMatchObject({ started: [], unchanged: ['a', 'b'] });
+    expect(daemon.status().find((r) => r.name === 'a')!.pid).toBe(a.pid);
+  });
+
   it('CLI errors: unknown instance is exit 2; no daemon is exit 3', async () => {
     const port = await freePort();
     daemon = await startDaemon(header + fakeInstance('a', port));

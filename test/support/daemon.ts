@@ -39,13 +39,19 @@ export function makeTempDir(prefix = 'sv'): string {
 }
 
 /** Starts `supervisor run --config` on a temp socket and waits until it answers; `@DIR@` in the config is the temp dir. */
-export async function startDaemon(configText: string, env: Record<string, string> = {}): Promise<DaemonHandle> {
+export async function startDaemon(
+  configText: string,
+  env: Record<string, string> = {},
+  { withConfig = true }: { withConfig?: boolean } = {},
+): Promise<DaemonHandle> {
   const dir = makeTempDir();
   const socket = join(dir, 'sv.sock');
   const config = join(dir, 'config.toml');
   writeFileSync(config, configText.replaceAll('@DIR@', dir));
   const childEnv = { ...process.env, SUPERVISOR_SOCKET: socket, ...env };
-  const proc = spawn(process.execPath, [CLI, 'run', '--config', config], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  // withConfig false: a daemon with nothing served yet (what boot has before auto-serve or `supervisor serve`).
+  const runArgs = withConfig ? ['run', '--config', config] : ['run'];
+  const proc = spawn(process.execPath, [CLI, ...runArgs], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   const events: Record<string, unknown>[] = [];
   let buffered = '';
   proc.stdout!.on('data', (chunk: Buffer) => {

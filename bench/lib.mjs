@@ -162,7 +162,7 @@ export function pidsWithEnv(entry) {
 
 // ---- the daemon ----
 
-/** Starts `node dist/cli.js run --config` on a private socket; `@DIR@` in the config is its temp dir. */
+/** Starts `dist/cli.js run --config` through its shebang, as the image runs it (V8 flags included), on a private socket; `@DIR@` in the config is its temp dir. */
 export async function startDaemon(configText, { env = {}, readyTimeoutMs = 20_000 } = {}) {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first`);
   const { dir, remove } = makeTempDir();
@@ -170,7 +170,7 @@ export async function startDaemon(configText, { env = {}, readyTimeoutMs = 20_00
   const config = join(dir, 'config.toml');
   writeFileSync(config, configText.replaceAll('@DIR@', dir));
   const childEnv = { ...process.env, SUPERVISOR_SOCKET: socket, ...env };
-  const proc = spawn(process.execPath, [CLI, 'run', '--config', config], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(CLI, ['run', '--config', config], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   const events = [];
   const listeners = new Set();
   let buffered = '';

@@ -211,8 +211,9 @@ function wrap({ dir, unshare }: { dir: string; unshare: ChildProcess }): Boot {
       return waitFor('the boot steps to finish', async () => {
         if (!existsSync(socket)) return null;
         const rows = (await request('boot-steps').catch(() => null)) as BootStep[] | null;
-        const serve = rows?.find((r) => r.name === 'serve');
-        return serve && serve.state !== 'running' ? rows : null;
+        // sshd's preparation runs beside bundle, shims and serve: both branches must be done.
+        const done = (name: string) => rows?.some((r) => r.name === name && r.state !== 'running') === true;
+        return done('serve') && done('sshd') ? rows : null;
       }, ms);
     },
     waitFor,

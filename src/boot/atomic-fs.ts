@@ -2,7 +2,7 @@
 // temporary name in the same directory and renamed into place, so a crash or a
 // concurrent reader never sees half of it.
 import { randomBytes } from 'node:crypto';
-import { open, rename, symlink, unlink } from 'node:fs/promises';
+import { open, rename, stat, symlink, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /** The errno code of a filesystem error (`ENOENT`, ...), or undefined for other errors. */
@@ -65,5 +65,16 @@ async function removeQuietly(path: string): Promise<void> {
     await unlink(path);
   } catch (err) {
     if (errnoOf(err) !== 'ENOENT') throw err;
+  }
+}
+
+/** Whether a path leads to something, links followed: false for a missing path or a dangling link. */
+export async function pathResolves(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR' || errnoOf(err) === 'ELOOP') return false;
+    throw err;
   }
 }

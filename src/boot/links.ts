@@ -4,7 +4,7 @@
 // directory or file in a link's place is never touched, only reported.
 import { chmod, lstat, mkdir, readdir, readlink, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { replaceSymlink, describeError, errnoOf } from './atomic-fs.ts';
+import { replaceSymlink, describeError, errnoOf, pathResolves } from './atomic-fs.ts';
 import { silentBootLog, type BootLog } from './boot-log.ts';
 import type { StepOutcome } from './steps.ts';
 
@@ -70,10 +70,10 @@ export async function linkOne({ path, target }: { path: string; target: string }
     if (err instanceof InTheWay) return done('warning', `${err.message}; left alone, remove it to get the link to ${target}`);
     return done('failed', `cannot inspect ${path}: ${describeError(err)}`);
   }
-  const targetNote = (await exists(target)) ? '' : ` (${target} does not exist yet)`;
+  const targetNote = (await pathResolves(target)) ? '' : ` (${target} does not exist yet)`;
   if (current === target) return done(targetNote ? 'warning' : 'ok', `already points to ${target}${targetNote}`);
   // stat follows the old link: ENOENT means it was dangling (upstream never repaired those).
-  const wasDangling = current !== null && !(await exists(path));
+  const wasDangling = current !== null && !(await pathResolves(path));
   try {
     await replaceSymlink(path, target);
   } catch (err) {
@@ -99,16 +99,6 @@ async function readExisting(path: string): Promise<string | null> {
   throw new InTheWay(`${path} is a real ${info.isDirectory() ? 'directory' : 'file'}, not a link`);
 }
 
-// Whether a path resolves, following links.
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch (err) {
-    if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR' || errnoOf(err) === 'ELOOP') return false;
-    throw err;
-  }
-}
 
 async function isDirectory(path: string): Promise<boolean> {
   try {

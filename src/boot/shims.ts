@@ -6,7 +6,7 @@
 // A file we did not write is never replaced; ours carry SHIM_MARKER.
 import { lstat, mkdir, readFile, readlink, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describeError, errnoOf, writeFileAtomic } from './atomic-fs.ts';
+import { describeError, errnoOf, pathResolves, writeFileAtomic } from './atomic-fs.ts';
 import { silentBootLog, type BootLog } from './boot-log.ts';
 import type { StepOutcome } from './steps.ts';
 
@@ -90,7 +90,7 @@ async function checkShimPath({ path, text }: { path: string; text: string }): Pr
     if (errnoOf(err) === 'ENOENT') return 'write';
     throw err;
   }
-  if (info.isSymbolicLink()) return (await resolves(path)) ? `a link to ${await readlink(path)}` : 'write';
+  if (info.isSymbolicLink()) return (await pathResolves(path)) ? `a link to ${await readlink(path)}` : 'write';
   if (!info.isFile()) return 'not a regular file';
   const current = await readFile(path, 'utf8');
   if (current === text) return 'current';
@@ -106,16 +106,6 @@ async function isDirectory(path: string): Promise<boolean> {
   }
 }
 
-// Whether a path (a link, followed) leads to something; false for a dangling link.
-async function resolves(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch (err) {
-    if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR' || errnoOf(err) === 'ELOOP') return false;
-    throw err;
-  }
-}
 
 function quoteShell(word: string): string {
   return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;

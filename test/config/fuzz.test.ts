@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { makeLaunchPlan } from '../../src/config/launch-plan.ts';
 import { CLI } from '../support/daemon.ts';
+import { mulberry32 } from '../../tools/tiny-model/tiny-model.ts';
 
 const examples = new URL('../../config-examples/', import.meta.url);
 const upstream = new URL('../fixtures/upstream/', import.meta.url);
@@ -16,17 +17,8 @@ const seeds = [
   ...readdirSync(upstream).map((f) => readFileSync(new URL(f, upstream), 'utf8')),
 ];
 
-// Deterministic PRNG (mulberry32), so a failure is reproducible from its index.
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// Deterministic PRNG, so a failure is reproducible from its index.
+const rng = mulberry32;
 
 const PIECES = ['[', ']', '[[', '=', '"', "'", '"""', '{', '}', ',', '.', '\n', '#', 'true', 'false', '-1', '1.5e300', 'nan', 'inf',
   '1979-05-27', '[instance.x]', '[instance.x.server]', '[master]', 'port = 8080', 'gpu_ids = "9,"', 'extra_args = [1]',

@@ -56,8 +56,8 @@ function buildVocab(): Vocab {
   return { tokens, types };
 }
 
-/** mulberry32: small, fast, deterministic. Returns floats in [0, 1). */
-function mulberry32(seed: number): () => number {
+/** mulberry32: small, fast, deterministic. Returns floats in [0, 1). Also seeds the config fuzz test. */
+export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

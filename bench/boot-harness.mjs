@@ -7,7 +7,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { REPO_ROOT, findLlamaServer, makeTempDir, onCleanup, sleep, writeTinyModel } from './lib.mjs';
+import { REPO_ROOT, findLlamaServer, makeTempDir, onCleanup, sleep, waitForEvent, writeTinyModel } from './lib.mjs';
 
 export const LAUNCHER = join(REPO_ROOT, 'test/fixtures/boot/launch.sh');
 export const UNSHARE = ['unshare', '--pid', '--mount', '--net', '--fork', '--mount-proc', '--kill-child'];
@@ -138,27 +138,7 @@ export function startBoot({ dir, env }) {
     },
     /** Resolves with the first event (seen already, or later) that matches. */
     waitEvent(match, timeoutMs, what) {
-      const seen = events.find(match);
-      if (seen) return Promise.resolve(seen);
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-          listeners.delete(listener);
-          reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; stderr: ${stderr.slice(-500)}`));
-        }, timeoutMs);
-        const listener = (event) => {
-          if (!match(event)) return;
-          clearTimeout(timer);
-          listeners.delete(listener);
-          resolve(event);
-        };
-        listeners.add(listener);
-        exited.then(({ code, signal }) => {
-          if (!listeners.has(listener)) return;
-          clearTimeout(timer);
-          listeners.delete(listener);
-          reject(new Error(`boot exited (${code ?? signal}) while waiting for ${what}; stderr: ${stderr.slice(-500)}`));
-        });
-      });
+      return waitForEvent({ events, listeners, exited, stderr: () => stderr, label: 'boot' }, { match, timeoutMs, what });
     },
     waitTransition(instance, to, timeoutMs = 30_000) {
       return boot.waitEvent((e) => e.event === 'transition' && e.instance === instance && e.to === to, timeoutMs, `${instance} -> ${to}`);

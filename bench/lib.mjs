@@ -240,26 +240,7 @@ export async function startDaemon(configText, { env = {}, readyTimeoutMs = 20_00
     },
     /** Resolves with the first event (already seen from index `from`, or later) that matches. */
     waitEvent(match, timeoutMs = 20_000, what = 'an event', from = 0) {
-      for (let i = from; i < events.length; i++) if (match(events[i])) return Promise.resolve(events[i]);
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-          listeners.delete(listener);
-          reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; daemon stderr: ${stderr.slice(-500)}`));
-        }, timeoutMs);
-        const listener = (event) => {
-          if (!match(event)) return;
-          clearTimeout(timer);
-          listeners.delete(listener);
-          resolve(event);
-        };
-        listeners.add(listener);
-        exited.then(({ code, signal }) => {
-          if (!listeners.has(listener)) return;
-          clearTimeout(timer);
-          listeners.delete(listener);
-          reject(new Error(`daemon exited (${code ?? signal}) while waiting for ${what}; stderr: ${stderr.slice(-500)}`));
-        });
-      });
+      return waitForEvent({ events, listeners, exited, stderr: () => stderr, label: 'daemon' }, { match, timeoutMs, what, from });
     },
     /** Waits for a transition of `instance` into `to`, seen at index >= from. */
     waitTransition(instance, to, timeoutMs = 20_000, from = 0) {
@@ -315,4 +296,32 @@ export function findLlamaServer() {
 /** Writes the tiny model with the built dist/tiny-model.js. */
 export function writeTinyModel(out) {
   execFileSync(process.execPath, [TINY_MODEL_CLI, out], { stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+/**
+ * The first parsed log event (already seen from index `from`, or later) that matches; rejects on
+ * timeout or when the process exits first. `source` is a process's event list, listener set,
+ * exit promise and stderr, as startDaemon and the boot harness keep them.
+ */
+export function waitForEvent({ events, listeners, exited, stderr, label }, { match, timeoutMs, what, from = 0 }) {
+  for (let i = from; i < events.length; i++) if (match(events[i])) return Promise.resolve(events[i]);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      listeners.delete(listener);
+      reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; ${label} stderr: ${stderr().slice(-500)}`));
+    }, timeoutMs);
+    const listener = (event) => {
+      if (!match(event)) return;
+      clearTimeout(timer);
+      listeners.delete(listener);
+      resolve(event);
+    };
+    listeners.add(listener);
+    exited.then(({ code, signal }) => {
+      if (!listeners.has(listener)) return;
+      clearTimeout(timer);
+      listeners.delete(listener);
+      reject(new Error(`${label} exited (${code ?? signal}) while waiting for ${what}; stderr: ${stderr().slice(-500)}`));
+    });
+  });
 }

@@ -2,7 +2,7 @@
 // temporary name in the same directory and renamed into place, so a crash or a
 // concurrent reader never sees half of it.
 import { randomBytes } from 'node:crypto';
-import { open, rename, stat, symlink, unlink } from 'node:fs/promises';
+import { open, readdir, rename, stat, symlink, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /** The errno code of a filesystem error (`ENOENT`, ...), or undefined for other errors. */
@@ -75,6 +75,26 @@ export async function pathResolves(path: string): Promise<boolean> {
     return true;
   } catch (err) {
     if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR' || errnoOf(err) === 'ELOOP') return false;
+    throw err;
+  }
+}
+
+/** Whether a path is a directory, links followed: false when it is missing. */
+export async function isDirectory(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isDirectory();
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR') return false;
+    throw err;
+  }
+}
+
+/** A directory's entry names; a missing directory has none. */
+export async function readDirOrEmpty(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT') return [];
     throw err;
   }
 }

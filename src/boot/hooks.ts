@@ -4,9 +4,9 @@
 // first-run marker is written only when all its first-run hooks succeeded, so a
 // failed first run is tried again at the next start (upstream wrote it anyway).
 import { constants } from 'node:fs';
-import { access, mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import { access, mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describeError, errnoOf, writeFileAtomic } from './atomic-fs.ts';
+import { describeError, errnoOf, readDirOrEmpty, writeFileAtomic } from './atomic-fs.ts';
 import { silentBootLog } from './boot-log.ts';
 import { makeEmptyHookResult, runHook, type HookResult, type HookRunOptions } from './run-hook.ts';
 
@@ -148,13 +148,7 @@ export interface HookEntry {
 
 /** The entries of a hook directory in lexical (byte) order; dotfiles are ignored, a missing directory is empty. */
 export async function listHooks(dir: string): Promise<HookEntry[]> {
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch (err) {
-    if (errnoOf(err) === 'ENOENT') return [];
-    throw err;
-  }
+  const names = await readDirOrEmpty(dir);
   const sorted = names.filter((n) => !n.startsWith('.')).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
   const entries: HookEntry[] = [];
   for (const name of sorted) {

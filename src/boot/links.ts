@@ -4,7 +4,7 @@
 // directory or file in a link's place is never touched, only reported.
 import { chmod, lstat, mkdir, readdir, readlink, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { replaceSymlink, describeError, errnoOf, pathResolves } from './atomic-fs.ts';
+import { replaceSymlink, describeError, errnoOf, isDirectory, pathResolves } from './atomic-fs.ts';
 import { silentBootLog, type BootLog } from './boot-log.ts';
 import type { StepOutcome } from './steps.ts';
 
@@ -97,16 +97,6 @@ async function readExisting(path: string): Promise<string | null> {
   }
   if (info.isSymbolicLink()) return readlink(path);
   throw new InTheWay(`${path} is a real ${info.isDirectory() ? 'directory' : 'file'}, not a link`);
-}
-
-
-async function isDirectory(path: string): Promise<boolean> {
-  try {
-    return (await stat(path)).isDirectory();
-  } catch (err) {
-    if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR') return false;
-    throw err;
-  }
 }
 
 // Upstream's rule: only when the volume dir itself is not 0777 yet, then the whole tree.

@@ -4,9 +4,9 @@
 // Like upstream's entry (mkdir -p, then the links), they are made even before any
 // bundle is installed: get-llama-cpp-pkg.sh is how one installs the first bundle.
 // A file we did not write is never replaced; ours carry SHIM_MARKER.
-import { lstat, mkdir, readFile, readlink, stat } from 'node:fs/promises';
+import { lstat, mkdir, readFile, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describeError, errnoOf, pathResolves, writeFileAtomic } from './atomic-fs.ts';
+import { describeError, errnoOf, isDirectory, pathResolves, writeFileAtomic } from './atomic-fs.ts';
 import { silentBootLog, type BootLog } from './boot-log.ts';
 import type { StepOutcome } from './steps.ts';
 
@@ -96,16 +96,6 @@ async function checkShimPath({ path, text }: { path: string; text: string }): Pr
   if (current === text) return 'current';
   return current.includes(SHIM_MARKER) ? 'write' : 'not written by the supervisor';
 }
-
-async function isDirectory(path: string): Promise<boolean> {
-  try {
-    return (await stat(path)).isDirectory();
-  } catch (err) {
-    if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR') return false;
-    throw err;
-  }
-}
-
 
 function quoteShell(word: string): string {
   return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;

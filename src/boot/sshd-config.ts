@@ -1,8 +1,8 @@
 // What the supervisor needs to know from sshd_config: the port sshd listens on,
 // for the TCP probe. sshd reads the file itself; we only look for `Port`.
-import { readdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
-import { errnoOf } from './atomic-fs.ts';
+import { errnoOf, readDirOrEmpty } from './atomic-fs.ts';
 
 /** sshd's port when sshd_config names none. */
 export const DEFAULT_SSH_PORT = 22;
@@ -52,12 +52,6 @@ async function expandInclude({ pattern, baseDir }: { pattern: string; baseDir: s
   const last = full.slice(dir.length + 1);
   if (!/[*?]/.test(last)) return [full];
   const regex = new RegExp(`^${last.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch (err) {
-    if (errnoOf(err) === 'ENOENT') return [];
-    throw err;
-  }
+  const names = await readDirOrEmpty(dir);
   return names.filter((n) => regex.test(n)).sort().map((n) => join(dir, n));
 }

@@ -4,7 +4,7 @@
 // exactly the others. tini loops on waitpid(-1), which a Node process must not
 // do: it would steal the exit status of every child_process child.
 import { performance } from 'node:perf_hooks';
-import { trackChildProcesses, type ChildTracker } from './child-tracker.ts';
+import { trackChildProcesses } from './child-tracker.ts';
 import { loadLibc, type Libc, type WaitStatus } from './libc.ts';
 import { silentLog, type Pid1Log } from './log.ts';
 import { listOwnChildren } from './proc-children.ts';

@@ -7,7 +7,7 @@ import { httpProber } from './health-probe.ts';
 import type { EventLog, InstanceDeps } from './instance.ts';
 import { RotatingLog } from './log-writer.ts';
 import { canBindPort, findPortHolder } from './port-holder.ts';
-import { findMarkedProcesses, isAlive } from './process-tree.ts';
+import { findProcessesWithEnv, isAlive, sweepProcessesWithEnv } from './process-tree.ts';
 import { processSpawner } from './spawn-instance.ts';
 
 /** InstanceDeps wired to real processes and files. */
@@ -25,12 +25,11 @@ export function makeInstanceDeps({ log, clock = realClock }: { log: EventLog; cl
     },
     findPortHolder: async (port) => ((await canBindPort(port)) ? null : findPortHolder(port)),
     async isOwnProcess(pid, instance) {
-      return (await findOwnProcesses(instance)).includes(pid);
+      return (await findProcessesWithEnv(ownMarkers(instance))).includes(pid);
     },
     fileExists: (path) => existsSync(path),
     async sweepLeftovers(instance) {
-      const pids = await findOwnProcesses(instance);
-      for (const pid of pids) signalPid(pid, 'SIGKILL');
+      const pids = await sweepProcessesWithEnv(ownMarkers(instance), 'SIGKILL');
       await waitUntilGone(pids);
       return pids;
     },
@@ -49,21 +48,7 @@ async function waitUntilGone(pids: number[]): Promise<void> {
   }
 }
 
-/** Processes of this instance spawned by this supervisor (both markers), wherever they moved to. */
-async function findOwnProcesses(instance: string): Promise<number[]> {
-  const [ofInstance, ofUs] = await Promise.all([
-    findMarkedProcesses(INSTANCE_MARKER_ENV, instance),
-    findMarkedProcesses(SUPERVISOR_MARKER_ENV, String(process.pid)),
-  ]);
-  const ours = new Set(ofUs);
-  return ofInstance.filter((pid) => ours.has(pid));
-}
-
-// ESRCH: it exited between the scan and the signal, which is what we wanted.
-function signalPid(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(pid, signal);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
-  }
+/** The markers of this instance's processes spawned by this supervisor, wherever they moved to. */
+function ownMarkers(instance: string): Record<string, string> {
+  return { [INSTANCE_MARKER_ENV]: instance, [SUPERVISOR_MARKER_ENV]: String(process.pid) };
 }

@@ -40,27 +40,43 @@ export function isAlive(pid: number, opts: ProcOptions = {}): boolean {
 }
 
 /** Finds leftover processes of an instance by the `name=value` marker in their environment. */
-export async function findMarkedProcesses(name: string, value: string, opts: ProcOptions = {}): Promise<number[]> {
+export function findMarkedProcesses(name: string, value: string, opts: ProcOptions = {}): Promise<number[]> {
+  return findProcessesWithEnv({ [name]: value }, opts);
+}
+
+/** Finds processes whose environment holds every `name=value` of `markers`, in one pass over /proc. */
+export async function findProcessesWithEnv(markers: Readonly<Record<string, string>>, opts: ProcOptions = {}): Promise<number[]> {
   const procRoot = opts.procRoot ?? DEFAULT_PROC_ROOT;
-  const wanted = `${name}=${value}`;
+  const wanted = Object.entries(markers).map(([name, value]) => `${name}=${value}`);
   const found: number[] = [];
   for (const pid of await listPids({ procRoot })) {
     if (pid === process.pid) continue;
     const environ = await readProcFile({ path: join(procRoot, String(pid), 'environ') });
-    if (environ !== null && environ.split('\0').includes(wanted)) found.push(pid);
+    if (environ === null) continue;
+    const entries = environ.split('\0');
+    if (wanted.every((marker) => entries.includes(marker))) found.push(pid);
   }
   return found;
 }
 
 /** Kills every process carrying the marker (escaped grandchildren included); returns the pids signalled. */
-export async function sweepMarked(
+export function sweepMarked(
   name: string,
   value: string,
   signal: NodeJS.Signals | number = 'SIGKILL',
   opts: ProcOptions = {},
 ): Promise<number[]> {
+  return sweepProcessesWithEnv({ [name]: value }, signal, opts);
+}
+
+/** Kills every process whose environment holds all of `markers`; returns the pids signalled. */
+export async function sweepProcessesWithEnv(
+  markers: Readonly<Record<string, string>>,
+  signal: NodeJS.Signals | number = 'SIGKILL',
+  opts: ProcOptions = {},
+): Promise<number[]> {
   const killed: number[] = [];
-  for (const pid of await findMarkedProcesses(name, value, opts)) {
+  for (const pid of await findProcessesWithEnv(markers, opts)) {
     if (sendSignal({ target: pid, signal })) killed.push(pid);
   }
   return killed;

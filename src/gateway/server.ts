@@ -12,6 +12,7 @@ import { makeRequestHandler, type GatewayLog, type ServingConfig } from './reque
 import { makeKeyCheck } from './request-auth.ts';
 import { makeRouteTable } from './route-table.ts';
 import type { GatewayTargets } from './targets.ts';
+import { holdYoungGeneration } from './young-generation.ts';
 
 /** Connection limits that keep slow or idle clients from holding the gateway. */
 export interface GatewayTimeouts {
@@ -61,6 +62,7 @@ export async function startGateway({
   log: GatewayLog;
   timeouts?: Partial<GatewayTimeouts>;
 }): Promise<Gateway> {
+  holdYoungGeneration();
   const limits: GatewayTimeouts = { ...DEFAULT_TIMEOUTS, ...timeouts };
   const inFlight = new InFlightTracker();
   const metrics = new GatewayMetrics();

@@ -1,124 +1,20 @@
 // Shared by the gateway benchmarks (not a benchmark itself): real llama-server
-// instances serving the tiny model, supervised together with the gateway in
-// one process, plus small HTTP clients that time requests direct to an
-// instance and through the gateway, side by side.
+// instances serving the tiny model, supervised by the built daemon
+// (`dist/cli.js run`) together with its gateway, plus small HTTP clients that
+// time requests direct to an instance and through the gateway, side by side.
 //
-// The process that holds the supervisor and the gateway is the built daemon
-// (`node dist/cli.js run`) when it knows `[gateway]`; until then it is a host
-// bundled on the fly from src/ (esbuild, a devDependency) that wires the same
-// modules the daemon will: Supervisor + fromSupervisor + startGateway. The
-// tables say which one ran.
-import { spawn, spawnSync } from 'node:child_process';
-import { createWriteStream, readFileSync, writeFileSync } from 'node:fs';
+// BENCH_GPU_LAYERS=N offloads N layers to the GPU (a CUDA build of
+// llama-server, given by LLAMA_SERVER_BIN_DIR): inference then leaves the host
+// CPUs to the client and the gateway, as in production. bench/gpu-gateway.sh
+// runs it so on a GPU machine. The tables say which ran.
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import {
-  CLI,
-  REPO_ROOT,
-  findLlamaServer,
-  freePorts,
-  makeTempDir,
-  onCleanup,
-  pidsWithEnv,
-  sleep,
-  startDaemon,
-  waitFor,
-  writeTinyModel,
-} from './lib.mjs';
+import { findLlamaServer, freePorts, makeTempDir, sleep, startDaemon, waitFor, writeTinyModel } from './lib.mjs';
 
 export const API_KEY = 'bench-key';
-
-// The host used until the daemon runs the gateway itself: same modules, same wiring.
-const HOST_SOURCE = `
-import { readFileSync } from 'node:fs';
-import { makeLaunchPlan } from './src/config/launch-plan.ts';
-import { which } from './src/config/load-config.ts';
-import { readToml } from './src/config/toml-source.ts';
-import { makeGatewayPlan } from './src/gateway/gateway-config.ts';
-import { startGateway } from './src/gateway/server.ts';
-import { fromSupervisor } from './src/gateway/targets.ts';
-import { makeInstanceDeps } from './src/supervise/effects.ts';
-import { Supervisor } from './src/supervise/supervisor.ts';
-
-const [instancesFile, gatewayFile] = process.argv.slice(2);
-const out = (level) => (obj, msg) => process.stdout.write(JSON.stringify({ level, ...obj, msg, time: new Date().toISOString() }) + '\\n');
-const log = { info: out('info'), warn: out('warn'), error: out('error') };
-const planned = makeLaunchPlan(readFileSync(instancesFile, 'utf8'), { env: process.env, file: instancesFile, isFile: () => false, which: (n) => which(n, process.env.PATH) });
-if (!planned.plan) throw new Error(JSON.stringify(planned.issues));
-const made = makeGatewayPlan(readToml(readFileSync(gatewayFile, 'utf8')).document.gateway, planned.plan, process.env);
-if (!made.plan) throw new Error(JSON.stringify(made.issues));
-const supervisor = new Supervisor({ plan: planned.plan, deps: makeInstanceDeps({ log }) });
-const gateway = await startGateway({ plan: made.plan, targets: fromSupervisor(supervisor), log });
-void supervisor.startAll();
-process.on('SIGTERM', async () => {
-  await gateway.close();
-  await supervisor.shutdown('SIGTERM');
-  process.exit(0);
-});
-`;
-
-/** Does the built daemon accept a [gateway] table (integration done)? */
-function daemonKnowsGateway(dir) {
-  const file = join(dir, 'probe.toml');
-  writeFileSync(file, '[gateway]\nenable = false\n');
-  return spawnSync(process.execPath, [CLI, 'config', 'check', file], { encoding: 'utf8' }).status === 0;
-}
-
-// Bundles HOST_SOURCE into dir/gateway-host.mjs.
-async function buildHost(dir) {
-  const { build } = await import('esbuild');
-  const outfile = join(dir, 'gateway-host.mjs');
-  await build({
-    stdin: { contents: HOST_SOURCE, resolveDir: REPO_ROOT, loader: 'ts', sourcefile: 'gateway-host.ts' },
-    outfile,
-    bundle: true,
-    format: 'esm',
-    platform: 'node',
-    target: 'node20',
-    logLevel: 'warning',
-  });
-  return outfile;
-}
-
-/** Starts the host process (bundled) for the given TOML texts; resolves once the gateway answers. */
-async function startHost({ dir, instancesToml, gatewayToml, gatewayPort }) {
-  const instancesFile = join(dir, 'instances.toml');
-  const gatewayFile = join(dir, 'gateway.toml');
-  writeFileSync(instancesFile, instancesToml.replaceAll('@DIR@', dir));
-  writeFileSync(gatewayFile, gatewayToml);
-  const host = await buildHost(dir);
-  const marker = `INFER_DEV_BENCH_HOST=${dir}`;
-  // BENCH_GATEWAY_NODE_ARGS: extra node flags for the host (e.g. --cpu-prof), for looking into a result.
-  const nodeArgs = (process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const proc = spawn(process.execPath, [...nodeArgs, host, instancesFile, gatewayFile], {
-    env: { ...process.env, INFER_DEV_BENCH_HOST: dir },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  proc.stderr.on('data', (d) => (stderr += d));
-  // The host's event log (transitions and the like), kept with the instance logs for a look after a surprise.
-  proc.stdout.pipe(createWriteStream(join(dir, 'host-events.jsonl')));
-  const exited = new Promise((resolve) => proc.once('exit', resolve));
-  const stop = onCleanup(async () => {
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
-    const timer = setTimeout(() => proc.kill('SIGKILL'), 15_000);
-    await exited;
-    clearTimeout(timer);
-    for (const pid of pidsWithEnv(marker)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  });
-  await waitFor(async () => {
-    if (proc.exitCode !== null) throw new Error(`gateway host exited (${proc.exitCode}): ${stderr}`);
-    return (await headStatus(gatewayPort)) === 200;
-  }, 30_000, 'the gateway host to listen');
-  return { pid: proc.pid, stop, kind: 'gateway host bundled from src/ (Supervisor + startGateway in one process; daemon integration pending)' };
-}
 
 /** HEAD / on a port: the status, or 0 when nothing answers. */
 function headStatus(port) {
@@ -137,9 +33,10 @@ function headStatus(port) {
  * request generates exactly max_tokens) and the gateway in front of them.
  * Returns their ports, the pid whose RSS is the daemon's, and stop().
  */
-export async function startRig({ instances = 1, parallel = 4, ctxPerSlot = 512, extraServer = '' } = {}) {
+export async function startRig({ instances = 1, parallel = 4, ctxPerSlot = 512 } = {}) {
   const llama = findLlamaServer();
   if (!llama.path) throw new Error(`the gateway benchmarks need a real llama-server: ${llama.reason}`);
+  const gpuLayers = process.env.BENCH_GPU_LAYERS ? Number(process.env.BENCH_GPU_LAYERS) : null;
   const { dir } = makeTempDir('svb-gw');
   const model = join(dir, 'tiny.gguf');
   writeTinyModel(model);
@@ -157,21 +54,17 @@ threads = 1
 parallel = ${parallel}
 ctx_size = ${parallel * ctxPerSlot}
 ignore_eos = true
-${extraServer}
+${gpuLayers === null ? '' : `n_gpu_layers = ${gpuLayers}`}
 ${ports.map((p, i) => `\n[instance.gwbench${i}.server]\nport = ${p}\nalias = "tiny-${i}"\n`).join('')}`;
   const gatewayToml = `[gateway]\nhost = "127.0.0.1"\nport = ${gatewayPort}\napi_key = "${API_KEY}"\n`;
 
-  let rig;
-  if (daemonKnowsGateway(dir)) {
-    const daemon = await startDaemon(`${instancesToml}\n${gatewayToml}`);
-    await waitFor(async () => (await headStatus(gatewayPort)) === 200, 30_000, 'the daemon gateway to listen');
-    rig = { pid: daemon.pid, stop: daemon.stop, kind: 'the built daemon (node dist/cli.js run) with [gateway]' };
-  } else {
-    rig = await startHost({ dir, instancesToml, gatewayToml, gatewayPort });
-  }
+  const daemon = await startDaemon(`${instancesToml}\n${gatewayToml}`);
+  await waitFor(async () => (await headStatus(gatewayPort)) === 200, 30_000, 'the daemon gateway to listen');
+  const inference = gpuLayers ? `inference on the GPU (n_gpu_layers ${gpuLayers})` : `inference on the CPU${gpuLayers === 0 ? " (n_gpu_layers 0)" : ""}`;
+  const rig = { pid: daemon.pid, stop: daemon.stop, kind: `the built daemon (dist/cli.js run) with [gateway]; ${inference}; ${cpus().length} CPUs` };
   // Ready = each instance answers /health with 200 (through the gateway's /health for all of them).
   await waitFor(async () => (await getStatus(gatewayPort, '/health')) === 200, 120_000, 'every instance to be ready', 50);
-  return { ...rig, dir, gatewayPort, ports, llamaServer: llama.path };
+  return { ...rig, dir, gatewayPort, ports, llamaServer: llama.path, inferenceOnCpu: !gpuLayers };
 }
 
 function getStatus(port, path) {

@@ -6,6 +6,7 @@
 // a terminal does not pass through here: the kernel sends it to the foreground
 // group, which is the main process's.
 import { constants } from 'node:os';
+import { isatty } from 'node:tty';
 import { EXIT_SIGNAL_BASE, signalNumber } from './exit-code.ts';
 import { loadLibc } from './libc.ts';
 import { silentLog, type Pid1Log } from './log.ts';
@@ -36,7 +37,9 @@ export interface SignalControls {
 
 /** Installs the PID-1 signal listeners. */
 export function configureSignals({ onStop, onReload, forwardTo, onEscalate, log = silentLog }: SignalHandlers): SignalControls {
-  ignoreTerminalStopSignals();
+  // SIGTTOU/SIGTTIN only stop a process that uses a terminal (a hook may take its foreground).
+  // Without one, koffi (about 20 ms to load) stays off the boot's path; spawnMain ignores them anyway.
+  if (usesTerminal()) ignoreTerminalStopSignals();
   const escalate = onEscalate ?? ((signal: StopSignal) => killEverythingLeftAndExit({ signal, log }));
   let stopping = false;
 
@@ -85,6 +88,11 @@ export function forwardSignal({ pgid, signal, log = silentLog }: { pgid: number;
     log.warn({ event: 'forward-gone', pgid, signal }, `main process group ${pgid} was gone when forwarding ${signal}`);
     return false;
   }
+}
+
+/** Is stdin, stdout or stderr a terminal? */
+function usesTerminal(): boolean {
+  return [0, 1, 2].some((fd) => isatty(fd));
 }
 
 /** SIG_IGN for SIGTTOU and SIGTTIN, as tini does: taking the terminal back from the background must not stop us. */

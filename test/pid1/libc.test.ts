@@ -66,3 +66,35 @@ describe('libc bindings', () => {
     expect(errnoName(errno)).toBe(name);
   });
 });
+
+describe('terminal stop signals at start', () => {
+  let bundle: Awaited<ReturnType<typeof buildPid1Bundle>>;
+  beforeAll(async () => {
+    bundle = await buildPid1Bundle();
+  });
+  afterAll(() => bundle?.remove());
+
+  // configureSignals, then: is koffi loaded, and are SIGTTIN (21) and SIGTTOU (22) in SigIgn?
+  const script = `
+    import { createRequire } from 'node:module';
+    import { readFileSync } from 'node:fs';
+    const pid1 = await import(process.env.PID1_BUNDLE);
+    const controls = pid1.configureSignals({ onStop() {}, onReload() {}, forwardTo: () => null });
+    const ignored = BigInt('0x' + /SigIgn:\\s*([0-9a-f]+)/.exec(readFileSync('/proc/self/status', 'utf8'))[1]);
+    const koffi = Object.keys(createRequire(import.meta.url)('module')._cache).some((p) => p.includes('/koffi/'));
+    controls.dispose();
+    console.log('result ' + JSON.stringify({ koffi, ttin: (ignored >> 20n & 1n) === 1n, ttou: (ignored >> 21n & 1n) === 1n }));`;
+  const parse = (stdout: string) => JSON.parse(/result (\{.*\})/.exec(stdout)![1]!) as Record<string, boolean>;
+
+  it('without a terminal: left alone, and koffi is not loaded (boot stays fast)', async () => {
+    const result = await runToEnd([process.execPath, '--input-type=module', '-e', script], { env: { ...process.env, PID1_BUNDLE: bundle.file } });
+    expect(result.stderr).toBe('');
+    expect(parse(result.stdout)).toEqual({ koffi: false, ttin: false, ttou: false });
+  });
+
+  it('on a terminal: both ignored (SIG_IGN), as tini does', async () => {
+    const command = `${process.execPath} --input-type=module -e "$PID1_SCRIPT"`;
+    const result = await runToEnd(['script', '-qec', command, '/dev/null'], { env: { ...process.env, PID1_BUNDLE: bundle.file, PID1_SCRIPT: script } });
+    expect(parse(result.stdout)).toEqual({ koffi: true, ttin: true, ttou: true });
+  });
+});

@@ -24,8 +24,12 @@ const REQUEST_DROPPED = new Set([
   'x-api-key',
 ]);
 
+const NO_TOKENS: ReadonlySet<string> = new Set();
+
 // Header names listed in Connection (`Connection: close, x-foo`) are hop-by-hop too.
-function connectionTokens(value: string | string[] | undefined): Set<string> {
+function connectionTokens(value: string | string[] | undefined): ReadonlySet<string> {
+  // The usual values name no other header: no allocation on every request.
+  if (value === undefined || value === 'keep-alive' || value === 'close') return NO_TOKENS;
   const tokens = new Set<string>();
   for (const part of [value ?? ''].flat().join(',').split(',')) {
     const token = part.trim().toLowerCase();

@@ -147,7 +147,7 @@ export function listPids() {
 }
 
 /** Pids whose environment holds `entry` (e.g. SUPERVISOR_SOCKET=/tmp/x/sv.sock). */
-export function pidsWithEnv(entry) {
+function pidsWithEnv(entry) {
   const found = [];
   for (const pid of listPids()) {
     if (pid === process.pid) continue;
@@ -162,7 +162,7 @@ export function pidsWithEnv(entry) {
 
 // ---- the daemon ----
 
-/** Starts `dist/cli.js run --config` through its shebang, as the image runs it (V8 flags included), on a private socket; `@DIR@` in the config is its temp dir. */
+/** Starts `dist/cli.js run --config` through its shebang, as the image runs it, on a private socket; `@DIR@` in the config is its temp dir. */
 export async function startDaemon(configText, { env = {}, readyTimeoutMs = 20_000 } = {}) {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first`);
   const { dir, remove } = makeTempDir();

@@ -7,7 +7,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { REPO_ROOT, findLlamaServer, makeTempDir, onCleanup, sleep, waitForEvent, writeTinyModel } from './lib.mjs';
+import { REPO_ROOT, collectEvents, findLlamaServer, llamaServerToml, makeTempDir, onCleanup, sleep, waitForEvent, writeTinyModel } from './lib.mjs';
 
 export const LAUNCHER = join(REPO_ROOT, 'test/fixtures/boot/launch.sh');
 export const UNSHARE = ['unshare', '--pid', '--mount', '--net', '--fork', '--mount-proc', '--kill-child'];
@@ -38,13 +38,9 @@ export function prepareAssets() {
 
 /** Two real llama-server instances on the tiny model (ports are free: the network namespace is new). */
 export function writeLlamaConfig({ dir, llamaServer, model, names }) {
-  const blocks = names.map((name, i) => `[instance.${name}.server]\nport = ${18080 + i}\nalias = "${name}"\n`);
+  const instances = names.map((name, i) => ({ name, port: 18080 + i, alias: name }));
   const file = join(dir, 'infer-dev.toml');
-  writeFileSync(
-    file,
-    `[master]\nllama_cpp_path = ${JSON.stringify(llamaServer)}\n\n[instance.control]\nlog_dir = ${JSON.stringify(dir)}\nstop_timeout_s = 5\n\n` +
-      `[instance.server]\nhost = "127.0.0.1"\nmodel = ${JSON.stringify(model)}\nthreads = 1\nctx_size = 512\n\n${blocks.join('\n')}`,
-  );
+  writeFileSync(file, llamaServerToml({ llamaServer, model, instances, logDir: dir, control: ['stop_timeout_s = 5'], server: ['ctx_size = 512'] }));
   return file;
 }
 
@@ -57,27 +53,10 @@ export function startBoot({ dir, env }) {
   const execStampFile = join(dir, 'exec-at');
   const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(SUPERVISOR_|AUTO_INFER_|SSH_|BOOT_)/.test(k)));
   const childEnv = { ...base, BOOT_RUN_DIR: join(dir, 'run'), BOOT_NODE: process.execPath, BOOT_EXEC_STAMP: execStampFile, ...env };
-  const events = [];
-  const listeners = new Set();
-  let partial = '';
   let stderr = '';
   const spawnedAt = Date.now();
   const child = spawn(UNSHARE[0], [...UNSHARE.slice(1), 'bash', LAUNCHER], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  child.stdout.on('data', (chunk) => {
-    partial += chunk;
-    const lines = partial.split('\n');
-    partial = lines.pop();
-    for (const line of lines) {
-      let event;
-      try {
-        event = JSON.parse(line);
-      } catch {
-        event = { raw: line };
-      }
-      events.push(event);
-      for (const listener of listeners) listener(event);
-    }
-  });
+  const { events, listeners } = collectEvents(child.stdout);
   child.stderr.on('data', (chunk) => (stderr += chunk));
   let exit = null;
   const exited = new Promise((resolve) =>

@@ -21,6 +21,7 @@ import {
   fakeInstance,
   fakeMaster,
   findLlamaServer,
+  llamaServerToml,
   fmt,
   freePorts,
   makeTempDir,
@@ -48,18 +49,7 @@ export async function run({ quick }) {
     const model = join(modelDir, 'tiny.gguf');
     writeTinyModel(model);
     kind = `real llama-server (${llama.path}), tiny model`;
-    config = `[master]
-llama_cpp_path = ${JSON.stringify(llama.path)}
-
-[instance.control]
-log_dir = "@DIR@"
-
-[instance.server]
-host = "127.0.0.1"
-model = ${JSON.stringify(model)}
-ctx_size = 512
-threads = 1
-${ports.map((p, i) => `\n[instance.i${i}.server]\nport = ${p}\nalias = "tiny-${i}"\n`).join('')}`;
+    config = llamaServerToml({ llamaServer: llama.path, model, instances: ports.map((port, i) => ({ name: `i${i}`, port, alias: `tiny-${i}` })), server: ['ctx_size = 512'] });
   } else {
     kind = `FAKE servers (${llama.reason})`;
     config = `${fakeMaster()}

@@ -12,7 +12,7 @@ import http from 'node:http';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { findLlamaServer, freePorts, makeTempDir, sleep, startDaemon, waitFor, writeTinyModel } from './lib.mjs';
+import { findLlamaServer, freePorts, llamaServerToml, makeTempDir, sleep, startDaemon, waitFor, writeTinyModel } from './lib.mjs';
 
 export const API_KEY = 'bench-key';
 
@@ -41,21 +41,12 @@ export async function startRig({ instances = 1, parallel = 4, ctxPerSlot = 512 }
   const model = join(dir, 'tiny.gguf');
   writeTinyModel(model);
   const [gatewayPort, ...ports] = await freePorts(instances + 1);
-  const instancesToml = `[master]
-llama_cpp_path = ${JSON.stringify(llama.path)}
-
-[instance.control]
-log_dir = "@DIR@"
-
-[instance.server]
-host = "127.0.0.1"
-model = ${JSON.stringify(model)}
-threads = 1
-parallel = ${parallel}
-ctx_size = ${parallel * ctxPerSlot}
-ignore_eos = true
-${gpuLayers === null ? '' : `n_gpu_layers = ${gpuLayers}`}
-${ports.map((p, i) => `\n[instance.gwbench${i}.server]\nport = ${p}\nalias = "tiny-${i}"\n`).join('')}`;
+  const instancesToml = llamaServerToml({
+    llamaServer: llama.path,
+    model,
+    instances: ports.map((port, i) => ({ name: `gwbench${i}`, port, alias: `tiny-${i}` })),
+    server: [`parallel = ${parallel}`, `ctx_size = ${parallel * ctxPerSlot}`, 'ignore_eos = true', ...(gpuLayers === null ? [] : [`n_gpu_layers = ${gpuLayers}`])],
+  });
   const gatewayToml = `[gateway]\nhost = "127.0.0.1"\nport = ${gatewayPort}\napi_key = "${API_KEY}"\n`;
 
   const daemon = await startDaemon(`${instancesToml}\n${gatewayToml}`);

@@ -162,22 +162,15 @@ function pidsWithEnv(entry) {
 
 // ---- the daemon ----
 
-/** Starts `dist/cli.js run --config` through its shebang, as the image runs it, on a private socket; `@DIR@` in the config is its temp dir. */
-export async function startDaemon(configText, { env = {}, readyTimeoutMs = 20_000 } = {}) {
-  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first`);
-  const { dir, remove } = makeTempDir();
-  const socket = join(dir, 'sv.sock');
-  const config = join(dir, 'config.toml');
-  writeFileSync(config, configText.replaceAll('@DIR@', dir));
-  const childEnv = { ...process.env, SUPERVISOR_SOCKET: socket, ...env };
-  const proc = spawn(CLI, ['run', '--config', config], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+/** A child's stdout read as JSON event lines (others become `{ raw }`), each stamped `seenAt`, kept in order and told to `listeners`. */
+export function collectEvents(stream) {
   const events = [];
   const listeners = new Set();
-  let buffered = '';
-  proc.stdout.on('data', (chunk) => {
-    buffered += chunk.toString();
-    const lines = buffered.split('\n');
-    buffered = lines.pop();
+  let partial = '';
+  stream.on('data', (chunk) => {
+    partial += chunk;
+    const lines = partial.split('\n');
+    partial = lines.pop();
     for (const line of lines) {
       let event;
       try {
@@ -187,9 +180,22 @@ export async function startDaemon(configText, { env = {}, readyTimeoutMs = 20_00
       }
       event.seenAt = Date.now();
       events.push(event);
-      for (const l of listeners) l(event);
+      for (const listener of listeners) listener(event);
     }
   });
+  return { events, listeners };
+}
+
+/** Starts `dist/cli.js run --config` through its shebang, as the image runs it, on a private socket; `@DIR@` in the config is its temp dir. */
+export async function startDaemon(configText, { env = {}, readyTimeoutMs = 20_000 } = {}) {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first`);
+  const { dir, remove } = makeTempDir();
+  const socket = join(dir, 'sv.sock');
+  const config = join(dir, 'config.toml');
+  writeFileSync(config, configText.replaceAll('@DIR@', dir));
+  const childEnv = { ...process.env, SUPERVISOR_SOCKET: socket, ...env };
+  const proc = spawn(CLI, ['run', '--config', config], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  const { events, listeners } = collectEvents(proc.stdout);
   let stderr = '';
   proc.stderr.on('data', (chunk) => (stderr += chunk.toString()));
   const exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
@@ -268,6 +274,20 @@ export function fakeMaster() {
 }
 
 // ---- real llama-server ----
+
+/**
+ * A config of real llama-server instances on one model (host 127.0.0.1, 1 thread): `instances` is
+ * [{ name, port, alias }]; `control` and `server` are extra lines for the shared [instance.*] tables.
+ */
+export function llamaServerToml({ llamaServer, model, instances, logDir = '@DIR@', control = [], server = [] }) {
+  const blocks = instances.map(({ name, port, alias }) => `[instance.${name}.server]\nport = ${port}\nalias = ${JSON.stringify(alias)}\n`);
+  return [
+    `[master]\nllama_cpp_path = ${JSON.stringify(llamaServer)}\n`,
+    ['[instance.control]', `log_dir = ${JSON.stringify(logDir)}`, ...control, ''].join('\n'),
+    ['[instance.server]', 'host = "127.0.0.1"', `model = ${JSON.stringify(model)}`, 'threads = 1', ...server, ''].join('\n'),
+    ...blocks,
+  ].join('\n');
+}
 
 /** The cached CPU llama-server, or null with the reason. Never starts a 9-minute build. */
 export function findLlamaServer() {

@@ -112,7 +112,7 @@ interface Boot {
   bootSteps(): Promise<BootStep[]>;
   /** Waits until the last boot step (serve) is recorded. */
   waitBooted(ms?: number): Promise<BootStep[]>;
-  waitFor<T>(what: string, probe: () => Promise<T | null | undefined | false> | T | null | undefined | false, ms?: number): Promise<T>;
+  waitFor<T>(what: string | (() => string), probe: () => Promise<T | null | undefined | false> | T | null | undefined | false, ms?: number): Promise<T>;
   waitState(name: string, state: string, ms?: number): Promise<InstanceStatus>;
   /** The host pid of a pid of the namespace. */
   hostPid(nsPid: number): number;
@@ -185,8 +185,10 @@ function wrap({ dir, unshare }: { dir: string; unshare: ChildProcess }): Boot {
     for (;;) {
       const value = await probe();
       if (value !== null && value !== undefined && value !== false) return value as any;
-      if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}${describeBoot()}`);
-      if (gone) throw new Error(`boot exited while waiting for ${what}${describeBoot()}`);
+      // `what` may be a function so that the message shows the last value seen, not the first.
+      const describe = () => (typeof what === 'function' ? what() : what);
+      if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${describe()}${describeBoot()}`);
+      if (gone) throw new Error(`boot exited while waiting for ${describe()}${describeBoot()}`);
       await sleep(20);
     }
   };
@@ -220,7 +222,7 @@ function wrap({ dir, unshare }: { dir: string; unshare: ChildProcess }): Boot {
     async waitState(name, state, ms = WAIT_MS) {
       let last: InstanceStatus | undefined;
       return waitFor(
-        `${name} to be ${state} (last: ${JSON.stringify(last)})`,
+        () => `${name} to be ${state} (last: ${JSON.stringify(last)})`,
         async () => {
           last = ((await request('status', { names: [] }).catch(() => [])) as InstanceStatus[]).find((r) => r.name === name);
           return last?.state === state ? last : null;

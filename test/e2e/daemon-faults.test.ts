@@ -2,7 +2,7 @@
 // cannot produce on demand (ignored SIGTERM, escaped grandchildren, stalls).
 import { readFileSync, existsSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { findMarkedProcesses, isAlive } from '../../src/supervise/process-tree.ts';
+import { isAlive } from '../../src/supervise/process-tree.ts';
 import { fakeInstance, fakeMaster, startDaemon, type DaemonHandle } from '../support/daemon.ts';
 import { freePort } from '../support/llama-server.ts';
 
@@ -88,12 +88,13 @@ describe('daemon with fake servers', () => {
     await daemon.waitForState('a', 'ready');
     await daemon.waitForState('b', 'ready');
     const pids = daemon.status().map((r) => r.pid as number);
-    const result = await daemon.stop();
+    const stopped = daemon;
     daemon = undefined;
+    const result = await stopped.stop();
     expect(result.code).toBe(0);
     expect(result.ms).toBeLessThan(3000);
     for (const pid of pids) expect(isAlive(pid)).toBe(false);
-    expect(await findMarkedProcesses('INFER_DEV_INSTANCE', 'a')).toEqual([]);
+    expect(await stopped.processesOf('a')).toEqual([]);
   });
 
   it('reload: a broken config is rejected and nothing running is touched; a fixed one restarts only what changed', async () => {
@@ -120,7 +121,10 @@ describe('daemon with fake servers', () => {
   it('a port held by a foreign process is named, and only that instance is fatal', async () => {
     const [held, free] = [await freePort(), await freePort()];
     const { createServer } = await import('node:net');
-    const blocker = createServer().listen(held, '127.0.0.1');
+    const blocker = createServer();
+    // Listening before the daemon starts: listen() returns before the bind, and the CLI calls
+    // (spawnSync) in startDaemon block this event loop long enough for the instance to win the port.
+    await new Promise<void>((resolve, reject) => blocker.once('error', reject).listen(held, '127.0.0.1', resolve));
     try {
       daemon = await startDaemon(header + fakeInstance('blocked', held) + fakeInstance('fine', free));
       const row = await daemon.waitForState('blocked', 'fatal');

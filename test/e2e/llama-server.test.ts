@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeTinyModel } from '../../tools/tiny-model/tiny-model.ts';
-import { findMarkedProcesses, isAlive } from '../../src/supervise/process-tree.ts';
+import { isAlive } from '../../src/supervise/process-tree.ts';
 import { startDaemon, type DaemonHandle } from '../support/daemon.ts';
 import { freePort, llamaServerPath } from '../support/llama-server.ts';
 
@@ -141,7 +141,7 @@ describe('real llama-server instances', () => {
     const stop = daemon.cli('stop', '--all');
     expect(stop.code).toBe(0);
     for (const pid of pids) expect(isAlive(pid)).toBe(false);
-    for (const name of ['a', 'b', 'broken']) expect(await findMarkedProcesses('INFER_DEV_INSTANCE', name)).toEqual([]);
+    for (const name of ['a', 'b', 'broken']) expect(await daemon.processesOf(name)).toEqual([]);
     expect(daemon.status().every((r) => r.state === 'stopped')).toBe(true);
   });
 });

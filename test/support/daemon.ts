@@ -5,6 +5,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { INSTANCE_MARKER_ENV, SUPERVISOR_MARKER_ENV } from '../../src/config/instance-plan.ts';
+import { findProcessesWithEnv } from '../../src/supervise/process-tree.ts';
 
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const CLI = join(REPO_ROOT, 'dist/cli.js');
@@ -26,9 +28,11 @@ export interface DaemonHandle {
   cli(...args: string[]): CliResult;
   cliAsync(...args: string[]): Promise<CliResult>;
   writeConfig(text: string): void;
-  waitFor(check: () => boolean | Promise<boolean>, timeoutMs?: number, what?: string): Promise<void>;
+  waitFor(check: () => boolean | Promise<boolean>, timeoutMs?: number, what?: string | (() => string)): Promise<void>;
   waitForState(name: string, state: string, timeoutMs?: number): Promise<Record<string, any>>;
   status(): Record<string, any>[];
+  /** Live processes of an instance started by this daemon (its markers), wherever they moved to. */
+  processesOf(instance: string): Promise<number[]>;
   /** SIGTERM and wait; resolves with the exit code and the time it took. */
   stop(): Promise<{ code: number | null; ms: number }>;
 }
@@ -83,14 +87,16 @@ export async function startDaemon(
       c.stderr.on('data', (d: Buffer) => (err += d));
       c.on('close', (code) => resolve({ code: code ?? -1, stdout: out, stderr: err }));
     });
-  const waitFor = async (check: () => boolean | Promise<boolean>, timeoutMs = 20_000, what = 'condition') => {
+  // `what` may be a function so that the message shows the last value seen, not the first.
+  const waitFor = async (check: () => boolean | Promise<boolean>, timeoutMs = 20_000, what: string | (() => string) = 'condition') => {
+    const describe = () => (typeof what === 'function' ? what() : what);
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      if (proc.exitCode !== null) throw new Error(`daemon exited (${proc.exitCode}) while waiting for ${what}; stderr: ${stderr}`);
+      if (proc.exitCode !== null) throw new Error(`daemon exited (${proc.exitCode}) while waiting for ${describe()}; stderr: ${stderr}`);
       if (await check()) return;
       await new Promise((r) => setTimeout(r, 50));
     }
-    throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    throw new Error(`timed out after ${timeoutMs} ms waiting for ${describe()}`);
   };
   const status = () => {
     const r = cli('status', '--json');
@@ -112,10 +118,12 @@ export async function startDaemon(
       await waitFor(() => {
         row = status().find((s) => s.name === name);
         return row?.state === state;
-      }, timeoutMs, `${name} to be ${state} (last: ${JSON.stringify(row)})`);
+      }, timeoutMs, () => `${name} to be ${state} (last: ${JSON.stringify(row)})`);
       return row!;
     },
     status,
+    // Both markers: other test files run daemons with instances of the same names at the same time.
+    processesOf: (instance) => findProcessesWithEnv({ [INSTANCE_MARKER_ENV]: instance, [SUPERVISOR_MARKER_ENV]: String(proc.pid) }),
     async stop() {
       const started = Date.now();
       if (proc.exitCode === null) proc.kill('SIGTERM');

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeTinyModel } from '../../tools/tiny-model/tiny-model.ts';
 import { isAlive } from '../../src/supervise/process-tree.ts';
 import { startDaemon, type DaemonHandle } from '../support/daemon.ts';
+import { rawRequest } from '../gateway/support.ts';
 import { freePort, llamaServerPath } from '../support/llama-server.ts';
 
 let modelDir: string;
@@ -50,13 +51,10 @@ default = "a"
 `;
 }
 
+// A fresh connection each time: a pooled one may still be the killed server's.
 async function chat(port: number): Promise<{ status: number; body: any }> {
-  const res = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ messages: [{ role: 'user', content: 'Say hello.' }], max_tokens: 32 }),
-  });
-  return { status: res.status, body: await res.json() };
+  const res = await rawRequest({ port, path: '/v1/chat/completions', body: JSON.stringify({ messages: [{ role: 'user', content: 'Say hello.' }], max_tokens: 32 }) });
+  return { status: res.status, body: res.json() };
 }
 
 beforeAll(async () => {

@@ -5,6 +5,7 @@ import { realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeTinyModel } from '../../tools/tiny-model/tiny-model.ts';
+import { rawRequest } from '../gateway/support.ts';
 import { startDaemon, type DaemonHandle } from '../support/daemon.ts';
 import { freePort } from '../support/llama-server.ts';
 import { gzip, makeTar, makeZip, toTarSpecs, toZipSpecs } from './support/archives.ts';
@@ -14,13 +15,10 @@ let tmp: TempRoot;
 let daemon: DaemonHandle;
 let port: number;
 
+// A fresh connection each time: a pooled one may still be the restarted server's.
 async function chat(): Promise<{ status: number; body: any }> {
-  const res = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ messages: [{ role: 'user', content: 'Say hello.' }], max_tokens: 8 }),
-  });
-  return { status: res.status, body: await res.json() };
+  const res = await rawRequest({ port, path: '/v1/chat/completions', body: JSON.stringify({ messages: [{ role: 'user', content: 'Say hello.' }], max_tokens: 8 }) });
+  return { status: res.status, body: res.json() };
 }
 
 /** The version directory a running process was started from. */

@@ -174,7 +174,10 @@ function wrap({ dir, unshare }: { dir: string; unshare: ChildProcess }): Boot {
     }
   });
   unshare.stderr?.on('data', (chunk: Buffer) => (stderr += chunk));
-  const exited = new Promise<Exit>((resolve) => unshare.once('exit', (code, signal) => resolve({ code, signal, at: Date.now() })));
+  // Timed at 'exit', resolved at 'close': tests read the last stdout lines once it resolves.
+  let exitAt = 0;
+  unshare.once('exit', () => (exitAt = Date.now()));
+  const exited = new Promise<Exit>((resolve) => unshare.once('close', (code, signal) => resolve({ code, signal, at: exitAt || Date.now() })));
   let gone = false;
   void exited.then(() => (gone = true));
   let pid1: number | null = null;
@@ -485,11 +488,9 @@ extra_args = [${JSON.stringify(FAKE_SERVER)}, "--ignore-sigterm"]
     expect(readFileSync(join(dir, `llama-server-${name}.log`), 'utf8')).toContain('ignoring SIGTERM');
   }, 30_000);
 
-  // SIGTERM while a boot step runs: src/pid1/boot.ts starts the stop (stopAll) but does not end the boot
-  // steps: runBootSteps goes on after 'shutdown-complete' (the running hook is neither signalled nor
-  // bounded by the budget; afterwards sshd and the auto-served instances are started), then runBoot
-  // returns 0 without stopping what was just started. As PID 1 the kernel SIGKILLs it; not as PID 1
-  // (docker run --init, tini) a real llama-server is left running, re-parented to init.
+  // SIGTERM while a boot step runs (a slow hook): the stop must not wait for the step, and nothing may be
+  // started after it (sshd, auto-served instances). Not as PID 1 (docker run --init, tini) such a late
+  // llama-server would be left running, re-parented to init.
   it('SIGTERM during a boot step: PID 1 exits within the budget and starts nothing after the stop', async () => {
     const dir = join(root, 'term-during-boot');
     const etc = join(dir, 'etc');

@@ -17,7 +17,8 @@ const header = `${fakeMaster()}[instance.control]\nlog_dir = "@DIR@"\nbackoff_in
 describe('daemon with fake servers', () => {
   it('status --json has exactly the documented keys; health goes 2 → 0', async () => {
     const [p1, p2] = [await freePort(), await freePort()];
-    daemon = await startDaemon(header + fakeInstance('a', p1, ['--ready-after-ms', '1500']) + fakeInstance('b', p2));
+    // 5 s: still starting when health is asked, after several CLI starts on a loaded machine.
+    daemon = await startDaemon(header + fakeInstance('a', p1, ['--ready-after-ms', '5000']) + fakeInstance('b', p2));
     const early = daemon.cli('health');
     expect(early.code).toBe(2);
     expect(early.stdout).toMatch(/^starting: /);
@@ -56,7 +57,8 @@ describe('daemon with fake servers', () => {
 
   it('crash → backoff → restarted; restarts counted; exit explained with the log tail', async () => {
     const port = await freePort();
-    daemon = await startDaemon(header + fakeInstance('crashy', port, ['--exit-after-ms', '300', '--exit-code', '3', '--print-line', 'about to crash: out of cheese']));
+    // 1.5 s: ready (probed every 200 ms) well before it crashes, even on a loaded machine.
+    daemon = await startDaemon(header + fakeInstance('crashy', port, ['--exit-after-ms', '1500', '--exit-code', '3', '--print-line', 'about to crash: out of cheese']));
     await daemon.waitFor(() => (daemon!.status()[0].restarts as number) >= 1, 20_000, 'a restart');
     const row = daemon.status()[0];
     expect(row.last_exit).toMatchObject({ code: 3, signal: null });

@@ -1,6 +1,6 @@
 // The zod schema of the TOML file: the single source of what keys exist, their
 // types and ranges. It validates a plain view of the document (bigints turned
-// into numbers) and is exported as JSON Schema for editors
+// into numbers) and is exported as JSON Schema for editors by json-schema.ts
 // (config-examples/infer-dev.schema.json).
 //
 // zod/mini, not classic zod: the same core (same checks, same issues, same JSON
@@ -131,14 +131,3 @@ export const documentSchema = z.partial(
 );
 
 export type ControlTable = z.infer<typeof controlSchema>;
-
-/** The JSON Schema (2020-12) shipped for editors. */
-export function makeJsonSchema(): Record<string, unknown> {
-  const schema = z.toJSONSchema(documentSchema, { target: 'draft-2020-12' }) as Record<string, unknown>;
-  return {
-    $schema: schema.$schema,
-    $id: 'https://infer-dev.local/infer-dev.schema.json',
-    title: 'infer-dev llama-server supervisor config',
-    ...schema,
-  };
-}

@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { makeLaunchPlan } from '../../src/config/launch-plan.ts';
-import { makeJsonSchema } from '../../src/config/schema.ts';
+import { makeJsonSchema } from '../../src/config/json-schema.ts';
 
 const dir = new URL('../../config-examples/', import.meta.url);
 const tomls = readdirSync(dir).filter((f) => f.endsWith('.toml'));

@@ -9,7 +9,7 @@ export default async function config(args: ParsedArgs): Promise<number> {
   const [action, file, ...rest] = args.positionals;
   if (rest.length > 0) throw new UsageError('usage: supervisor config check|print [FILE] | config schema');
   if (action === 'schema') {
-    const { makeJsonSchema } = await import('../../config/schema.ts');
+    const { makeJsonSchema } = await import('../../config/json-schema.ts');
     printJson(makeJsonSchema());
     return EXIT.OK;
   }

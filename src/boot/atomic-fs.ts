@@ -1,7 +1,6 @@
 // Filesystem writes a reader can trust: a file or symlink is made under a
 // temporary name in the same directory and renamed into place, so a crash or a
 // concurrent reader never sees half of it.
-import { randomBytes } from 'node:crypto';
 import { open, readdir, rename, stat, symlink, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
@@ -55,8 +54,11 @@ export async function replaceSymlink(path: string, target: string): Promise<void
   }
 }
 
+// Unique, not secret: Math.random, because node:crypto costs boot about 4 ms to load. The random part
+// keeps two containers (each PID 1) that share a volume apart.
 function makeTempName(path: string): string {
-  return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const random = Math.floor(Math.random() * 0x1_0000_0000).toString(16).padStart(8, '0');
+  return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${random}`);
 }
 
 // Cleanup after a failure: a temp name that was never created is fine.

@@ -1,7 +1,6 @@
 // One HTTP GET to an instance's health endpoint, bounded in time. The answer
 // (status and a short body) is compared between probes to tell a loading
 // server that makes progress from one that hangs.
-import http from 'node:http';
 import net from 'node:net';
 
 export type ProbeResult = { status: number; body: string } | { error: string };
@@ -22,8 +21,10 @@ export function probeHost(host: string): string {
 
 /** The real prober: node:http without keep-alive, so no socket outlives a probe. */
 export const httpProber: HealthProber = {
-  probe({ host, port, path, timeoutMs }) {
+  async probe({ host, port, path, timeoutMs }) {
     if (path === null) return probeTcp({ host: probeHost(host), port, timeoutMs });
+    // Loaded on the first probe, not at start: node:http costs boot about 10 ms before the first spawn.
+    const http = await import('node:http');
     return new Promise((resolve) => {
       const req = http.get({ host: probeHost(host), port, path, agent: false, timeout: timeoutMs }, (res) => {
         let body = '';

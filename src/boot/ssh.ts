@@ -182,6 +182,8 @@ export async function generateHostKeys({ hostKeyRoot = '/', keygen = 'ssh-keygen
   // ssh-keygen -A exits 0 even when it cannot write into a missing directory.
   await mkdir(dir, { recursive: true, mode: 0o755 });
   const before = await listHostKeyTypes(dir);
+  // Every type -A makes is there (a restarted container): it would change nothing, so skip its spawn on the boot path.
+  if (await hasEveryHostKey(dir, before)) return { generated: [], kept: before };
   const args = hostKeyRoot === '/' ? ['-A'] : ['-A', '-f', hostKeyRoot];
   const { failure, output } = await runCommand({ file: keygen, args, timeoutMs: KEYGEN_TIMEOUT_MS });
   const after = await listHostKeyTypes(dir);
@@ -189,6 +191,16 @@ export async function generateHostKeys({ hostKeyRoot = '/', keygen = 'ssh-keygen
     throw new Error(`ssh-keygen -A failed${failure ? ` (${failure})` : ''}: ${output.trim() || 'no host key in ' + dir}`);
   }
   return { generated: after.filter((t) => !before.includes(t)), kept: before };
+}
+
+/** The host key types `ssh-keygen -A` makes (OpenSSH 7 and later). */
+const KEYGEN_ALL_TYPES = ['ecdsa', 'ed25519', 'rsa'];
+
+// ssh-keygen -A skips a type whose private key file exists and is not empty; so do we.
+async function hasEveryHostKey(dir: string, types: string[]): Promise<boolean> {
+  if (!KEYGEN_ALL_TYPES.every((t) => types.includes(t))) return false;
+  const sizes = await Promise.all(KEYGEN_ALL_TYPES.map((t) => stat(join(dir, `ssh_host_${t}_key`)).then((s) => s.size, () => 0)));
+  return sizes.every((size) => size > 0);
 }
 
 async function listHostKeyTypes(dir: string): Promise<string[]> {

@@ -42,6 +42,15 @@ describe('generateHostKeys', () => {
     expect(await readFile(join(dir, 'ssh_host_ed25519_key.pub'), 'utf8')).toBe(before);
   });
 
+  it('with every type -A makes already there (a restarted container), ssh-keygen is not run; an empty key file is made again', async () => {
+    await cp(join(keysRoot, 'etc'), join(root, 'etc'), { recursive: true });
+    const missing = join(root, 'missing-keygen');
+    expect(await generateHostKeys({ hostKeyRoot: root, keygen: missing })).toEqual({ generated: [], kept: ['ecdsa', 'ed25519', 'rsa'] });
+    // Negative control: an empty key file is not a key, so ssh-keygen must run (and here cannot).
+    await writeFile(join(root, 'etc', 'ssh', 'ssh_host_rsa_key'), '');
+    await expect(generateHostKeys({ hostKeyRoot: root, keygen: missing })).rejects.toThrow(/cannot run .*ENOENT/);
+  });
+
   it('fails loudly when ssh-keygen cannot run (it exits 0 on some failures, so keys are checked)', async () => {
     await expect(generateHostKeys({ hostKeyRoot: root, keygen: '/bin/true' })).rejects.toThrow(/ssh-keygen -A failed: no host key in/);
     await expect(generateHostKeys({ hostKeyRoot: root, keygen: join(root, 'missing-keygen') })).rejects.toThrow(/cannot run .*ENOENT/);

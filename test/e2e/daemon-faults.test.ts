@@ -4,7 +4,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/supervise/process-tree.ts';
 import { fakeInstance, fakeMaster, startDaemon, type DaemonHandle } from '../support/daemon.ts';
-import { freePort } from '../support/llama-server.ts';
+import { freePort, freePorts } from '../support/llama-server.ts';
 
 let daemon: DaemonHandle | undefined;
 afterEach(async () => {
@@ -16,7 +16,7 @@ const header = `${fakeMaster()}[instance.control]\nlog_dir = "@DIR@"\nbackoff_in
 
 describe('daemon with fake servers', () => {
   it('status --json has exactly the documented keys; health goes 2 → 0', async () => {
-    const [p1, p2] = [await freePort(), await freePort()];
+    const [p1, p2] = await freePorts(2);
     // 5 s: still starting when health is asked, after several CLI starts on a loaded machine.
     daemon = await startDaemon(header + fakeInstance('a', p1, ['--ready-after-ms', '5000']) + fakeInstance('b', p2));
     const early = daemon.cli('health');
@@ -85,7 +85,7 @@ describe('daemon with fake servers', () => {
   });
 
   it('stop --all, then SIGTERM: exit 0 quickly and no process of ours is left', async () => {
-    const [p1, p2] = [await freePort(), await freePort()];
+    const [p1, p2] = await freePorts(2);
     daemon = await startDaemon(header + fakeInstance('a', p1) + fakeInstance('b', p2));
     await daemon.waitForState('a', 'ready');
     await daemon.waitForState('b', 'ready');
@@ -100,7 +100,7 @@ describe('daemon with fake servers', () => {
   });
 
   it('reload: a broken config is rejected and nothing running is touched; a fixed one restarts only what changed', async () => {
-    const [p1, p2, p3] = [await freePort(), await freePort(), await freePort()];
+    const [p1, p2, p3] = await freePorts(3);
     daemon = await startDaemon(header + fakeInstance('a', p1) + fakeInstance('b', p2));
     const a = await daemon.waitForState('a', 'ready');
     const b = await daemon.waitForState('b', 'ready');
@@ -121,7 +121,7 @@ describe('daemon with fake servers', () => {
   });
 
   it('a port held by a foreign process is named, and only that instance is fatal', async () => {
-    const [held, free] = [await freePort(), await freePort()];
+    const [held, free] = await freePorts(2);
     const { createServer } = await import('node:net');
     const blocker = createServer();
     // Listening before the daemon starts: listen() returns before the bind, and the CLI calls
@@ -171,7 +171,7 @@ describe('daemon with fake servers', () => {
   });
 
   it('supervisor serve starts the config in a daemon that has none, and a second serve leaves running instances alone', async () => {
-    const [p1, p2] = [await freePort(), await freePort()];
+    const [p1, p2] = await freePorts(2);
     daemon = await startDaemon(header + fakeInstance('a', p1) + fakeInstance('b', p2), {}, { withConfig: false });
     expect(daemon.status()).toEqual([]);
     const first = daemon.cli('serve', '--config', daemon.config, '--json');

@@ -8,7 +8,7 @@ import { writeTinyModel } from '../../tools/tiny-model/tiny-model.ts';
 import { isAlive } from '../../src/supervise/process-tree.ts';
 import { startDaemon, type DaemonHandle } from '../support/daemon.ts';
 import { rawRequest } from '../gateway/support.ts';
-import { freePort, llamaServerPath } from '../support/llama-server.ts';
+import { freePorts, llamaServerPath } from '../support/llama-server.ts';
 
 let modelDir: string;
 let model: string;
@@ -61,7 +61,8 @@ beforeAll(async () => {
   modelDir = mkdtempSync(join(tmpdir(), 'tiny-'));
   model = join(modelDir, 'tiny.gguf');
   await writeTinyModel(model);
-  ports = { a: await freePort(), b: await freePort(), broken: await freePort(), gateway: await freePort() };
+  const [a, b, broken, gateway] = await freePorts(4);
+  ports = { a, b, broken, gateway };
   daemon = await startDaemon(config(2048));
 });
 

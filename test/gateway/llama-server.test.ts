@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway } from '../../src/gateway/server.ts';
 import { fromSupervisor } from '../../src/gateway/targets.ts';
 import { writeTinyModel } from '../../tools/tiny-model/tiny-model.ts';
-import { freePort, llamaServerPath } from '../support/llama-server.ts';
+import { freePorts, llamaServerPath } from '../support/llama-server.ts';
 import { quietLog, rawRequest, sleep } from './support.ts';
 import { startSupervised, type Supervised } from './supervised.ts';
 
@@ -25,7 +25,8 @@ beforeAll(async () => {
   modelDir = mkdtempSync(join(tmpdir(), 'tiny-'));
   const model = join(modelDir, 'tiny.gguf');
   await writeTinyModel(model);
-  ports = { a: await freePort(), b: await freePort() };
+  const [a, b] = await freePorts(2);
+  ports = { a, b };
   sv = await startSupervised({
     instancesToml: `
 [master]

@@ -2,7 +2,7 @@
 // loading that takes time, and an instance that is fatal.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fakeInstance, fakeMaster } from '../support/daemon.ts';
-import { freePort } from '../support/llama-server.ts';
+import { freePorts } from '../support/llama-server.ts';
 import { rawRequest } from './support.ts';
 import { startSupervised, type Supervised } from './supervised.ts';
 
@@ -10,7 +10,8 @@ let sv: Supervised;
 let ports: { slow: number; broken: number };
 
 beforeAll(async () => {
-  ports = { slow: await freePort(), broken: await freePort() };
+  const [slow, broken] = await freePorts(2);
+  ports = { slow, broken };
   sv = await startSupervised({
     instancesToml: `${fakeMaster()}
 [instance.control]

@@ -183,7 +183,7 @@ export async function generateHostKeys({ hostKeyRoot = '/', keygen = 'ssh-keygen
   await mkdir(dir, { recursive: true, mode: 0o755 });
   const before = await listHostKeyTypes(dir);
   // Every type -A makes is there (a restarted container): it would change nothing, so skip its spawn on the boot path.
-  if (await hasEveryHostKey(dir, before)) return { generated: [], kept: before };
+  if (await hasEveryHostKey(dir)) return { generated: [], kept: before };
   const args = hostKeyRoot === '/' ? ['-A'] : ['-A', '-f', hostKeyRoot];
   const { failure, output } = await runCommand({ file: keygen, args, timeoutMs: KEYGEN_TIMEOUT_MS });
   const after = await listHostKeyTypes(dir);
@@ -197,8 +197,7 @@ export async function generateHostKeys({ hostKeyRoot = '/', keygen = 'ssh-keygen
 const KEYGEN_ALL_TYPES = ['ecdsa', 'ed25519', 'rsa'];
 
 // ssh-keygen -A skips a type whose private key file exists and is not empty; so do we.
-async function hasEveryHostKey(dir: string, types: string[]): Promise<boolean> {
-  if (!KEYGEN_ALL_TYPES.every((t) => types.includes(t))) return false;
+async function hasEveryHostKey(dir: string): Promise<boolean> {
   const sizes = await Promise.all(KEYGEN_ALL_TYPES.map((t) => stat(join(dir, `ssh_host_${t}_key`)).then((s) => s.size, () => 0)));
   return sizes.every((size) => size > 0);
 }

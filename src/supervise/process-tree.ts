@@ -39,12 +39,7 @@ export function isAlive(pid: number, opts: ProcOptions = {}): boolean {
   return state !== 'Z' && state !== 'X';
 }
 
-/** Finds leftover processes of an instance by the `name=value` marker in their environment. */
-export function findMarkedProcesses(name: string, value: string, opts: ProcOptions = {}): Promise<number[]> {
-  return findProcessesWithEnv({ [name]: value }, opts);
-}
-
-/** Finds processes whose environment holds every `name=value` of `markers`, in one pass over /proc. */
+/** Finds processes whose environment holds every `name=value` of `markers` (an instance's leftovers), in one pass over /proc. */
 export async function findProcessesWithEnv(markers: Readonly<Record<string, string>>, opts: ProcOptions = {}): Promise<number[]> {
   const procRoot = opts.procRoot ?? DEFAULT_PROC_ROOT;
   const wanted = Object.entries(markers).map(([name, value]) => `${name}=${value}`);
@@ -59,17 +54,7 @@ export async function findProcessesWithEnv(markers: Readonly<Record<string, stri
   return found;
 }
 
-/** Kills every process carrying the marker (escaped grandchildren included); returns the pids signalled. */
-export function sweepMarked(
-  name: string,
-  value: string,
-  signal: NodeJS.Signals | number = 'SIGKILL',
-  opts: ProcOptions = {},
-): Promise<number[]> {
-  return sweepProcessesWithEnv({ [name]: value }, signal, opts);
-}
-
-/** Kills every process whose environment holds all of `markers`; returns the pids signalled. */
+/** Kills every process whose environment holds all of `markers` (escaped grandchildren included); returns the pids signalled. */
 export async function sweepProcessesWithEnv(
   markers: Readonly<Record<string, string>>,
   signal: NodeJS.Signals | number = 'SIGKILL',

@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { BootStep } from '../../src/boot/steps.ts';
 import { sendRequest } from '../../src/control/client.ts';
-import { findMarkedProcesses, isAlive } from '../../src/supervise/process-tree.ts';
+import { findProcessesWithEnv, isAlive } from '../../src/supervise/process-tree.ts';
 import type { InstanceStatus } from '../../src/supervise/instance.ts';
 import { writeTinyModel } from '../../tools/tiny-model/tiny-model.ts';
 import { llamaServerPath } from '../support/llama-server.ts';
@@ -431,7 +431,7 @@ describe('PID 1 duties', () => {
     for (const name of [...names, 'sshd']) await boot.waitState(name, 'ready', 30_000);
     const pids = (await boot.status()).map((r) => boot.hostPid(r.pid!));
     expect(pids).toHaveLength(3);
-    for (const name of names) expect(await findMarkedProcesses('INFER_DEV_INSTANCE', name)).toHaveLength(1);
+    for (const name of names) expect(await findProcessesWithEnv({ INFER_DEV_INSTANCE: name })).toHaveLength(1);
 
     const sentAt = Date.now();
     process.kill(await boot.pid1(), 'SIGTERM');
@@ -441,7 +441,7 @@ describe('PID 1 duties', () => {
     expect(ms).toBeLessThanOrEqual(1500);
     expect(processesInNs(boot.pidNs)).toEqual([]);
     for (const pid of pids) expect(isAlive(pid)).toBe(false);
-    for (const name of names) expect(await findMarkedProcesses('INFER_DEV_INSTANCE', name)).toEqual([]);
+    for (const name of names) expect(await findProcessesWithEnv({ INFER_DEV_INSTANCE: name })).toEqual([]);
     // Stopped by the supervisor (each reported stopped), not by the kernel tearing the namespace down.
     for (const name of [...names, 'sshd']) {
       expect(boot.events.some((e) => e.event === 'transition' && e.instance === name && e.to === 'stopped'), `${name} stopped`).toBe(true);
@@ -484,7 +484,7 @@ extra_args = [${JSON.stringify(FAKE_SERVER)}, "--ignore-sigterm"]
     // It did get its grace first: SIGKILL only near the end of the budget.
     expect(ms).toBeGreaterThanOrEqual(2000);
     expect(isAlive(stubborn)).toBe(false);
-    expect(await findMarkedProcesses('INFER_DEV_INSTANCE', name)).toEqual([]);
+    expect(await findProcessesWithEnv({ INFER_DEV_INSTANCE: name })).toEqual([]);
     expect(readFileSync(join(dir, `llama-server-${name}.log`), 'utf8')).toContain('ignoring SIGTERM');
   }, 30_000);
 
@@ -737,7 +737,7 @@ describe('environment toggles', () => {
     expect(rows.some((r) => r.name === 'environment')).toBe(false);
     await sleep(300);
     expect((await boot.status()).map((r) => r.name)).toEqual(['sshd']);
-    expect(await findMarkedProcesses('INFER_DEV_INSTANCE', name)).toEqual([]);
+    expect(await findProcessesWithEnv({ INFER_DEV_INSTANCE: name })).toEqual([]);
     process.kill(await boot.pid1(), 'SIGTERM');
     expect((await boot.exited).code).toBe(0);
   });
@@ -760,10 +760,10 @@ describe('environment toggles', () => {
     await boot.waitState(name, 'ready');
     const logs = (await boot.request('logs', { name, lines: 50 })) as { lines: string[] };
     expect(logs.lines.join('\n')).toContain('/soft/app/llama-cpp/bin/llama-server');
-    expect(await findMarkedProcesses('INFER_DEV_INSTANCE', name)).toHaveLength(1);
+    expect(await findProcessesWithEnv({ INFER_DEV_INSTANCE: name })).toHaveLength(1);
     process.kill(await boot.pid1(), 'SIGTERM');
     expect((await boot.exited).code).toBe(0);
-    expect(await findMarkedProcesses('INFER_DEV_INSTANCE', name)).toEqual([]);
+    expect(await findProcessesWithEnv({ INFER_DEV_INSTANCE: name })).toEqual([]);
   });
 
   it('an unknown boolean value gives a warning naming the variable and counts as off', async () => {

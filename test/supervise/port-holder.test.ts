@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { findPortHolder, isPortListening } from '../../src/supervise/port-holder.ts';
+import { freePort } from '../support/llama-server.ts';
 
 const children: ChildProcess[] = [];
 let dir: string;
@@ -40,14 +41,6 @@ async function listenInChild(host: string): Promise<{ child: ChildProcess; port:
     child.once('exit', (code) => reject(new Error(`listener exited early with code ${code}`)));
   });
   return { child, port };
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 describe('findPortHolder on the live /proc', () => {

@@ -4,11 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
-  findMarkedProcesses,
+  findProcessesWithEnv,
   isAlive,
   listChildren,
   signalGroup,
-  sweepMarked,
+  sweepProcessesWithEnv,
 } from '../../src/supervise/process-tree.ts';
 
 const FAKE_SERVER = new URL('../fixtures/fake-server.mjs', import.meta.url).pathname;
@@ -112,7 +112,7 @@ describe('isAlive', () => {
   });
 });
 
-describe('findMarkedProcesses / sweepMarked', () => {
+describe('findProcessesWithEnv / sweepProcessesWithEnv', () => {
   it('finds and kills a setsid grandchild that escaped the process group', async () => {
     const value = `test-${process.pid}-${Date.now()}`;
     const pidFile = join(dir, 'grandchild.pid');
@@ -128,11 +128,11 @@ describe('findMarkedProcesses / sweepMarked', () => {
     await exited(server);
     expect(isAlive(grandchild)).toBe(true);
 
-    expect(await findMarkedProcesses(MARKER, value)).toEqual([grandchild]);
-    expect(await sweepMarked(MARKER, value)).toEqual([grandchild]);
+    expect(await findProcessesWithEnv({ [MARKER]: value })).toEqual([grandchild]);
+    expect(await sweepProcessesWithEnv({ [MARKER]: value })).toEqual([grandchild]);
     await waitFor('grandchild to die', () => (isAlive(grandchild) ? undefined : true));
-    expect(await findMarkedProcesses(MARKER, value)).toEqual([]);
-    expect(await sweepMarked(MARKER, value)).toEqual([]);
+    expect(await findProcessesWithEnv({ [MARKER]: value })).toEqual([]);
+    expect(await sweepProcessesWithEnv({ [MARKER]: value })).toEqual([]);
   });
 
   it('matches name=value exactly and skips processes it cannot read', async () => {
@@ -153,7 +153,7 @@ describe('findMarkedProcesses / sweepMarked', () => {
     await mkdir(join(procRoot, 'self'), { recursive: true });
     await writeFile(join(procRoot, 'self', 'environ'), `${MARKER}=glm\0`);
 
-    const found = await findMarkedProcesses(MARKER, 'glm', { procRoot });
+    const found = await findProcessesWithEnv({ [MARKER]: 'glm' }, { procRoot });
     expect(found.sort((a, b) => a - b)).toEqual([101, 105]);
   });
 });

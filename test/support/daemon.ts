@@ -122,7 +122,7 @@ export async function startDaemon(
       return row!;
     },
     status,
-    // Both markers: other test files run daemons with instances of the same names at the same time.
+    // Both markers: another daemon on this machine may run instances of the same names.
     processesOf: (instance) => findProcessesWithEnv({ [INSTANCE_MARKER_ENV]: instance, [SUPERVISOR_MARKER_ENV]: String(proc.pid) }),
     async stop() {
       const started = Date.now();

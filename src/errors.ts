@@ -86,3 +86,15 @@ export class NotRunningError extends SupervisorError {
   }
 }
 Object.defineProperty(NotRunningError.prototype, 'name', { value: 'NotRunningError', enumerable: false });
+
+/** A program could not be started at all (missing, not executable, unknown user): a config problem, not a crash. */
+export class SpawnError extends SupervisorError {
+  /** The errno of the failed spawn (`ENOENT`, `EACCES`...), when there was one. */
+  readonly errno: string | undefined;
+
+  constructor(message: string, { errno, cause }: { errno?: string; cause?: unknown } = {}) {
+    super(message, { exitCode: EXIT.FAILED, cause });
+    this.errno = errno;
+  }
+}
+Object.defineProperty(SpawnError.prototype, 'name', { value: 'SpawnError', enumerable: false });

@@ -1,20 +1,14 @@
 // Runs one hook: its own process group, a timeout (SIGTERM, then SIGKILL after
 // a grace, to the whole group), its output logged line by line under its name,
 // and a result that reads the same for success and failure.
-import { spawn } from 'node:child_process';
-import type { Socket } from 'node:net';
-import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
-import { signalGroup } from '../supervise/process-tree.ts';
-import { describeError, errnoOf } from './atomic-fs.ts';
+import { runCommand } from '../process/run-command.ts';
 import { silentBootLog, type BootLog } from './boot-log.ts';
 
 /** SUPERVISOR_HOOK_TIMEOUT_S's default, in seconds. */
 export const DEFAULT_HOOK_TIMEOUT_S = 300;
 /** SIGTERM → SIGKILL grace for a hook that timed out: enough to clean up, short next to the timeout. */
 export const HOOK_KILL_GRACE_MS = 5000;
-/** After a hook exits, how long its pipes may take to deliver the last lines before we stop waiting (a backgrounded grandchild can hold them open forever). */
-const OUTPUT_DRAIN_MS = 200;
 /** A line longer than this is logged in pieces. */
 const MAX_LINE_CHARS = 16 * 1024;
 const MAX_NOTE_CHARS = 200;
@@ -78,56 +72,34 @@ export async function runHook({
     return result;
   };
   log('info', `hook ${name}: starting`, { event: 'boot-hook-start', hook: name, path });
-  // detached: the hook leads its own group, so a timeout takes down what it started too.
-  const child = spawn(path, [], { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('exit', (code, signal) => resolve({ code, signal }));
-  });
-  try {
-    await new Promise<void>((resolve, reject) => {
-      child.once('spawn', resolve);
-      child.once('error', reject);
-    });
-  } catch (err) {
-    return finish({ ok: false, message: describeSpawnError(err) });
-  }
-  const pid = child.pid as number;
-  // After the spawn, an error (a failed kill) is worth a line, never a crash.
-  child.on('error', (err) => log('warn', `hook ${name}: ${describeError(err)}`, { event: 'boot-hook-error', hook: name }));
   let lastLine = '';
-  const logLine = (stream: 'stdout' | 'stderr') => (line: string) => {
+  const splitters = {
+    stdout: new LineSplitter((line) => onLine('stdout', line)),
+    stderr: new LineSplitter((line) => onLine('stderr', line)),
+  };
+  function onLine(stream: 'stdout' | 'stderr', line: string): void {
     if (line.trim() !== '') lastLine = line;
     log('info', `[${name}] ${line}`, { event: 'hook-output', hook: name, stream });
-  };
-  const outputDone = Promise.all([
-    forwardLines({ stream: child.stdout!, onLine: logLine('stdout') }),
-    forwardLines({ stream: child.stderr!, onLine: logLine('stderr') }),
-  ]);
+  }
+  // Its own process group, so a timeout takes down what it started too; a daemon it started keeps being logged.
+  const run = await runCommand({
+    file: path,
+    env,
+    timeoutMs,
+    killGraceMs,
+    maxOutputBytes: 0,
+    afterDrain: 'unref',
+    onOutput: (stream, chunk) => splitters[stream].push(chunk),
+    onTimeout: () =>
+      log('warn', `hook ${name}: timed out after ${formatSeconds(timeoutMs)}; sending SIGTERM to its process group`, { event: 'boot-hook-timeout', hook: name }),
+  });
+  for (const splitter of Object.values(splitters)) splitter.end();
+  if (run.spawnError !== null) return finish({ ok: false, message: run.spawnError });
 
-  let timedOut = false;
-  let forced = false;
-  let killTimer: NodeJS.Timeout | undefined;
-  const timeoutTimer = setTimeout(() => {
-    timedOut = true;
-    log('warn', `hook ${name}: timed out after ${formatSeconds(timeoutMs)}; sending SIGTERM to its process group`, { event: 'boot-hook-timeout', hook: name });
-    signalGroup(pid, 'SIGTERM');
-    killTimer = setTimeout(() => {
-      forced = true;
-      signalGroup(pid, 'SIGKILL');
-    }, killGraceMs);
-  }, timeoutMs);
-  const { code, signal } = await exited;
-  clearTimeout(timeoutTimer);
-  clearTimeout(killTimer);
-  // A timed-out hook's group goes entirely, also children that outlived their leader.
-  if (timedOut) killLeftoverGroup(pid);
-  await Promise.race([outputDone, new Promise((resolve) => setTimeout(resolve, OUTPUT_DRAIN_MS))]);
-  // Whatever still holds the pipes (a daemon the hook started) keeps being logged but no longer keeps us alive.
-  for (const stream of [child.stdout, child.stderr]) (stream as Socket | null)?.unref();
-
+  const { code, signal, timedOut } = run;
   const note = lastLine ? `: ${lastLine.slice(0, MAX_NOTE_CHARS)}` : '';
   if (timedOut) {
-    const how = forced ? `SIGKILL after ${formatSeconds(killGraceMs)} grace` : 'SIGTERM';
+    const how = run.forced ? `SIGKILL after ${formatSeconds(killGraceMs)} grace` : 'SIGTERM';
     return finish({ ok: false, exitCode: code, signal, timedOut, message: `timed out after ${formatSeconds(timeoutMs)}, stopped with ${how}` });
   }
   if (signal !== null) return finish({ ok: false, exitCode: null, signal, message: `killed by ${signal}${note}` });
@@ -135,50 +107,41 @@ export async function runHook({
   return finish({ ok: true, exitCode: 0, signal, message: `exit 0 in ${formatSeconds(Date.now() - startedAt)}` });
 }
 
-// The leader is gone and reaped, so its pid may be reused: signal the group only, never the pid.
-function killLeftoverGroup(pgid: number): void {
-  try {
-    process.kill(-pgid, 'SIGKILL');
-  } catch (err) {
-    if (errnoOf(err) !== 'ESRCH') throw err;
-  }
-}
-
-function describeSpawnError(err: unknown): string {
-  const code = errnoOf(err);
-  if (code === 'ENOEXEC') return 'cannot run: not a valid executable (missing #! line?)';
-  if (code === 'EACCES') return 'cannot run: permission denied';
-  if (code === 'ENOENT') return 'cannot run: file or its interpreter not found';
-  return `cannot run: ${describeError(err)}`;
-}
-
 function formatSeconds(ms: number): string {
   return `${Number((ms / 1000).toFixed(3))} s`;
 }
 
-// Calls onLine for every line of a stream (a partial last line too); resolves at the end of the stream.
-function forwardLines({ stream, onLine }: { stream: Readable; onLine: (line: string) => void }): Promise<void> {
-  const decoder = new StringDecoder('utf8');
-  let pending = '';
-  const flush = (text: string) => {
-    pending += text;
+/** Cuts a stream into lines (a line longer than MAX_LINE_CHARS in pieces), a character split across chunks kept whole. */
+class LineSplitter {
+  readonly #decoder = new StringDecoder('utf8');
+  readonly #onLine: (line: string) => void;
+  #pending = '';
+
+  constructor(onLine: (line: string) => void) {
+    this.#onLine = onLine;
+  }
+
+  push(chunk: Buffer): void {
+    this.#flush(this.#decoder.write(chunk));
+  }
+
+  /** The end of the stream: a last line without its newline is a line too. */
+  end(): void {
+    this.#flush(this.#decoder.end());
+    if (this.#pending) this.#onLine(this.#pending);
+    this.#pending = '';
+  }
+
+  #flush(text: string): void {
+    this.#pending += text;
     let newline: number;
-    while ((newline = pending.indexOf('\n')) >= 0) {
-      onLine(pending.slice(0, newline).replace(/\r$/, ''));
-      pending = pending.slice(newline + 1);
+    while ((newline = this.#pending.indexOf('\n')) >= 0) {
+      this.#onLine(this.#pending.slice(0, newline).replace(/\r$/, ''));
+      this.#pending = this.#pending.slice(newline + 1);
     }
-    while (pending.length > MAX_LINE_CHARS) {
-      onLine(pending.slice(0, MAX_LINE_CHARS));
-      pending = pending.slice(MAX_LINE_CHARS);
+    while (this.#pending.length > MAX_LINE_CHARS) {
+      this.#onLine(this.#pending.slice(0, MAX_LINE_CHARS));
+      this.#pending = this.#pending.slice(MAX_LINE_CHARS);
     }
-  };
-  stream.on('data', (chunk: Buffer) => flush(decoder.write(chunk)));
-  return new Promise((resolve) => {
-    stream.once('close', () => {
-      flush(decoder.end());
-      if (pending) onLine(pending);
-      pending = '';
-      resolve();
-    });
-  });
+  }
 }

@@ -2,10 +2,10 @@
 // made in this container (never baked into the image), SSH_AUTHORIZED_KEYS for
 // SSH_USER, and the InstancePlan that runs `sshd -D -e` under supervision
 // (upstream ran `service ssh start` once and never looked at it again).
-import { execFile } from 'node:child_process';
 import { chmod, mkdir, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DEFAULT_POLICY, type InstancePlan } from '../config/instance-plan.ts';
+import { runCommand } from '../process/run-command.ts';
 import { describeError, errnoOf } from './atomic-fs.ts';
 import { installAuthorizedKeys } from './authorized-keys.ts';
 import { silentBootLog, type BootLog } from './boot-log.ts';
@@ -185,7 +185,7 @@ export async function generateHostKeys({ hostKeyRoot = '/', keygen = 'ssh-keygen
   // Every type -A makes is there (a restarted container): it would change nothing, so skip its spawn on the boot path.
   if (await hasEveryHostKey(dir)) return { generated: [], kept: before };
   const args = hostKeyRoot === '/' ? ['-A'] : ['-A', '-f', hostKeyRoot];
-  const { failure, output } = await runCommand({ file: keygen, args, timeoutMs: KEYGEN_TIMEOUT_MS });
+  const { failure, output } = await runShort({ file: keygen, args, timeoutMs: KEYGEN_TIMEOUT_MS });
   const after = await listHostKeyTypes(dir);
   if (failure !== null || /could not|failed/i.test(output) || after.length === 0) {
     throw new Error(`ssh-keygen -A failed${failure ? ` (${failure})` : ''}: ${output.trim() || 'no host key in ' + dir}`);
@@ -209,7 +209,7 @@ async function listHostKeyTypes(dir: string): Promise<string[]> {
 
 // sshd -t: parses the config and loads the host keys. null when fine, else sshd's complaint.
 async function checkSshdConfig({ sshd, sshdConfig }: { sshd: string; sshdConfig: string }): Promise<string | null> {
-  const { failure, output } = await runCommand({ file: sshd, args: ['-t', '-f', sshdConfig], timeoutMs: KEYGEN_TIMEOUT_MS });
+  const { failure, output } = await runShort({ file: sshd, args: ['-t', '-f', sshdConfig], timeoutMs: KEYGEN_TIMEOUT_MS });
   return failure === null ? null : output.trim() || failure;
 }
 
@@ -223,15 +223,10 @@ async function isFile(path: string): Promise<boolean> {
 }
 
 // Runs a short command; failure is null on exit 0, else how it ended. Output is stdout + stderr.
-function runCommand({ file, args, timeoutMs }: { file: string; args: string[]; timeoutMs: number }): Promise<{ failure: string | null; output: string }> {
-  return new Promise((resolve) => {
-    execFile(file, args, { timeout: timeoutMs, encoding: 'utf8' }, (err, stdout, stderr) => {
-      const output = `${stdout}${stderr}`;
-      if (err === null) return resolve({ failure: null, output });
-      const code = (err as NodeJS.ErrnoException).code;
-      if (typeof code === 'string') return resolve({ failure: `cannot run ${file}: ${code}`, output });
-      const failure = err.killed ? `killed after ${timeoutMs / 1000} s` : `exit code ${err.code ?? err.signal}`;
-      resolve({ failure, output });
-    });
-  });
+async function runShort({ file, args, timeoutMs }: { file: string; args: string[]; timeoutMs: number }): Promise<{ failure: string | null; output: string }> {
+  const run = await runCommand({ file, args, env: process.env, timeoutMs });
+  const output = `${run.stdout}${run.stderr}`;
+  if (run.spawnError !== null) return { failure: run.spawnError, output };
+  if (run.timedOut) return { failure: `killed after ${timeoutMs / 1000} s`, output };
+  return { failure: run.ok ? null : `exit code ${run.code ?? run.signal}`, output };
 }

@@ -2,8 +2,8 @@
 // --version` from the staged tree, with LD_LIBRARY_PATH set to its bin/ (the
 // way the supervisor will start it), within 20 s. A missing shared library
 // shows up here, with the loader's message, instead of at the next start.
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { runCommand } from '../process/run-command.ts';
 
 /** How long `llama-server --version` may take (a CUDA build initialises the driver first). */
 export const VERIFY_TIMEOUT_MS = 20_000;
@@ -39,31 +39,14 @@ export function pickVersionLine(output: string): string {
 }
 
 /** Runs `bin/llama-server --version` in the staged package. */
-export function verifyLlamaServer({ dir, env = process.env, excludeDirs = [], timeoutMs = VERIFY_TIMEOUT_MS }: VerifyOptions): Promise<VerifyResult> {
+export async function verifyLlamaServer({ dir, env = process.env, excludeDirs = [], timeoutMs = VERIFY_TIMEOUT_MS }: VerifyOptions): Promise<VerifyResult> {
   const binDir = join(dir, 'bin');
   const childEnv = { ...env, LD_LIBRARY_PATH: makeLibraryPath({ binDir, inherited: env.LD_LIBRARY_PATH, excludeDirs }) };
-  return new Promise((resolve) => {
-    const child = spawn(join(binDir, 'llama-server'), ['--version'], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    let timedOut = false;
-    child.stdout.on('data', (d: Buffer) => (stdout = (stdout + d.toString()).slice(0, MAX_OUTPUT)));
-    child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-MAX_OUTPUT)));
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, timeoutMs);
-    child.once('error', (err) => {
-      clearTimeout(timer);
-      resolve({ ok: false, reason: `bin/llama-server could not be started: ${err.message}` });
-    });
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      const tail = stderr.trim().split('\n').slice(-TAIL_LINES).join('\n');
-      const shown = tail === '' ? '' : `; its stderr:\n${tail}`;
-      if (timedOut) resolve({ ok: false, reason: `bin/llama-server --version did not finish within ${timeoutMs / 1000} s${shown}` });
-      else if (code !== 0) resolve({ ok: false, reason: `bin/llama-server --version failed (${signal ?? `exit code ${code}`})${shown}` });
-      else resolve({ ok: true, versionLine: pickVersionLine(`${stdout}\n${stderr}`) });
-    });
-  });
+  const run = await runCommand({ file: join(binDir, 'llama-server'), args: ['--version'], env: childEnv, timeoutMs, maxOutputBytes: MAX_OUTPUT });
+  if (run.spawnError !== null) return { ok: false, reason: `bin/llama-server could not be started: ${run.spawnError}` };
+  const tail = run.stderr.trim().split('\n').slice(-TAIL_LINES).join('\n');
+  const shown = tail === '' ? '' : `; its stderr:\n${tail}`;
+  if (run.timedOut) return { ok: false, reason: `bin/llama-server --version did not finish within ${timeoutMs / 1000} s${shown}` };
+  if (run.code !== 0) return { ok: false, reason: `bin/llama-server --version failed (${run.signal ?? `exit code ${run.code}`})${shown}` };
+  return { ok: true, versionLine: pickVersionLine(`${run.stdout}\n${run.stderr}`) };
 }

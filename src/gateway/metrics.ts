@@ -3,12 +3,11 @@
 // duration histogram and upstream errors. Recording is a few map updates;
 // the text is built only when /metrics is asked for.
 import type { InstanceRequestStats } from './in-flight.ts';
-import type { TargetState, TargetView } from './targets.ts';
+import { INSTANCE_STATES } from '../supervise/instance-machine.ts';
+import type { TargetView } from './targets.ts';
 
 /** Upper bounds (seconds) of the duration histogram: from a cached count_tokens to a long generation. */
 export const DURATION_BUCKETS_S = Object.freeze([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600]);
-
-const STATES: readonly TargetState[] = ['stopped', 'starting', 'ready', 'backoff', 'stopping', 'fatal'];
 
 /** Why a forward failed, as counted in supervisor_gateway_upstream_errors_total. */
 export type UpstreamErrorKind = 'refused' | 'failed' | 'broken';
@@ -54,7 +53,7 @@ export class GatewayMetrics {
     const family = (name: string, type: string, help: string) => out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
 
     family('supervisor_instance_state', 'gauge', 'Current state of each instance (1 for the current state).');
-    for (const t of targets) for (const s of STATES) out.push(`supervisor_instance_state{${labels({ instance: t.name, state: s })}} ${t.state === s ? 1 : 0}`);
+    for (const t of targets) for (const s of INSTANCE_STATES) out.push(`supervisor_instance_state{${labels({ instance: t.name, state: s })}} ${t.state === s ? 1 : 0}`);
 
     family('supervisor_instance_restarts_total', 'counter', 'Restarts of each instance after a crash.');
     for (const t of targets) out.push(`supervisor_instance_restarts_total{${labels({ instance: t.name })}} ${t.restarts}`);

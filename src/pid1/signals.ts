@@ -10,7 +10,7 @@ import { isatty } from 'node:tty';
 import { EXIT_SIGNAL_BASE, signalNumber } from './exit-code.ts';
 import { loadLibc } from './libc.ts';
 import { silentLog, type Pid1Log } from './log.ts';
-import { listDescendants } from './proc-children.ts';
+import { listDescendants } from '../process/proc.ts';
 
 /** The signals that reach the main process group. */
 export const FORWARDED_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'] as const;

@@ -1,14 +1,18 @@
 // The real outside world of an instance: processes, /proc, the log file, HTTP
 // and the clock. Tests build their own InstanceDeps instead.
-import { existsSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { INSTANCE_MARKER_ENV, SUPERVISOR_MARKER_ENV } from '../config/instance-plan.ts';
+import { errnoOf } from '../process/errno.ts';
+import { findProcessesWithEnv, sweepProcessesWithEnv, waitUntilGone } from '../process/marked.ts';
 import { realClock, type Clock } from './clock.ts';
 import { httpProber } from './health-probe.ts';
 import type { EventLog, InstanceDeps } from './instance.ts';
 import { RotatingLog } from './log-writer.ts';
 import { canBindPort, findPortHolder } from './port-holder.ts';
-import { findProcessesWithEnv, isAlive, sweepProcessesWithEnv } from './process-tree.ts';
 import { processSpawner } from './spawn-instance.ts';
+
+/** SIGKILL is delivered asynchronously: "stopped" means gone, so wait (briefly) until it is true. */
+const SWEEP_WAIT_MS = 1000;
 
 /** InstanceDeps wired to real processes and files. */
 export function makeInstanceDeps({ log, clock = realClock }: { log: EventLog; clock?: Clock }): InstanceDeps {
@@ -27,24 +31,23 @@ export function makeInstanceDeps({ log, clock = realClock }: { log: EventLog; cl
     async isOwnProcess(pid, instance) {
       return (await findProcessesWithEnv(ownMarkers(instance))).includes(pid);
     },
-    fileExists: (path) => existsSync(path),
+    fileExists,
     async sweepLeftovers(instance) {
       const pids = await sweepProcessesWithEnv(ownMarkers(instance), 'SIGKILL');
-      await waitUntilGone(pids);
+      await waitUntilGone(pids, SWEEP_WAIT_MS);
       return pids;
     },
   };
 }
 
-/** SIGKILL is delivered asynchronously: "stopped" means gone, so wait (briefly) until it is true. */
-const SWEEP_WAIT_MS = 1000;
-
-async function waitUntilGone(pids: number[]): Promise<void> {
-  const deadline = Date.now() + SWEEP_WAIT_MS;
-  let left = pids;
-  while (left.length > 0 && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 5));
-    left = left.filter((pid) => isAlive(pid));
+// A missing file is false; a path that cannot name a file at all (too long, a component that is a file) is an error worth showing.
+async function fileExists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT') return false;
+    throw err;
   }
 }
 

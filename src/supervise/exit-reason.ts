@@ -3,7 +3,7 @@
 // at once with the offending log line as the reason; anything else is a crash
 // that the restart policy handles.
 import { constants } from 'node:os';
-import type { ExitStatus } from './spawn-instance.ts';
+import type { ExitStatus } from '../process/spawn-group.ts';
 
 /**
  * Log lines that mean "this will fail again the same way", as llama-server

@@ -1,78 +1,67 @@
-// Starts one llama-server as the leader of its own process group, with the
-// plan's environment on top of ours and both output pipes handed to the
-// caller. The only place that spawns an instance.
-import { spawn } from 'node:child_process';
+// Starts one instance's process from its plan: the group leader of its own
+// process group (src/process/spawn-group.ts), as the plan's user, with the
+// environment the plan gives it on top of what the supervisor may pass on.
+// The only place that spawns an instance.
 import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { SUPERVISOR_MARKER_ENV, type InstancePlan } from '../config/instance-plan.ts';
-import { signalGroup } from './process-tree.ts';
+import { SpawnError } from '../errors.ts';
+import { GATEWAY_API_KEY_ENV } from '../gateway/gateway-config.ts';
+import { spawnGroup, type ExitStatus } from '../process/spawn-group.ts';
 
-/** How a child ended: exit code, or the signal that killed it. */
-export interface ExitStatus {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
+export type { ExitStatus };
 
 /** A running child as the instance sees it. */
 export interface ChildHandle {
   pid: number;
   stdout: Readable;
   stderr: Readable;
-  /** Resolves once, when the process has exited and its pipes are closed. */
+  /** Resolves once, at the exit, even while a leftover still holds the output pipes. */
   exited: Promise<ExitStatus>;
-  /** Signals the whole process group; false when it is already gone. */
+  /** Signals the whole process group (never the bare pid once it exited); false when nothing was there. */
   signal(signal: NodeJS.Signals): boolean;
+  /** After the exit: resolves once the output has been read to its end, or after `ms`; pipes still open then are closed. */
+  drainOutput(ms: number): Promise<boolean>;
 }
-
-/** Why a spawn failed before the program ran (a config problem, not a crash). */
-export class SpawnFailure extends Error {}
 
 export interface Spawner {
   spawn(plan: InstancePlan): Promise<ChildHandle>;
 }
 
-/** The real spawner: child_process with a detached group (pgid = pid). */
+/** The supervisor's own secrets: never passed on to an instance. */
+const PRIVATE_ENV: readonly string[] = [GATEWAY_API_KEY_ENV];
+
+/** An instance's whole environment: ours without our secrets, the plan's variables on top, and the marker naming this supervisor. */
+export function makeInstanceEnv(inherited: Readonly<Record<string, string | undefined>>, plan: Pick<InstancePlan, 'env'>, supervisorPid: number): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [name, value] of Object.entries(inherited)) {
+    if (value !== undefined && !PRIVATE_ENV.includes(name)) env[name] = value;
+  }
+  return { ...env, ...plan.env, [SUPERVISOR_MARKER_ENV]: String(supervisorPid) };
+}
+
+/** The real spawner. */
 export const processSpawner: Spawner = {
   async spawn(plan) {
     const ids = plan.user === null ? {} : lookupUser(plan.user);
-    const child = spawn(plan.executable, plan.args, {
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, ...plan.env, [SUPERVISOR_MARKER_ENV]: String(process.pid) },
-      ...ids,
-    });
-    await new Promise<void>((resolve, reject) => {
-      child.once('spawn', resolve);
-      child.once('error', (err: NodeJS.ErrnoException) => {
-        reject(new SpawnFailure(describeSpawnError(plan.executable, err)));
-      });
-    });
-    const pid = child.pid as number;
-    const exited = new Promise<ExitStatus>((resolve) => {
-      child.once('close', (code, signal) => resolve({ code, signal }));
-    });
+    const child = await spawnGroup({ file: plan.executable, args: plan.args, env: makeInstanceEnv(process.env, plan, process.pid), ...ids });
     return {
-      pid,
-      stdout: child.stdout!,
-      stderr: child.stderr!,
-      exited,
-      signal: (signal) => signalGroup(pid, signal),
+      pid: child.pid,
+      stdout: child.stdout,
+      stderr: child.stderr,
+      exited: child.exited,
+      signal: (signal) => child.signal(signal),
+      drainOutput: (ms) => child.drainOutput({ ms, afterwards: 'close' }),
     };
   },
 };
-
-function describeSpawnError(executable: string, err: NodeJS.ErrnoException): string {
-  if (err.code === 'ENOENT') return `cannot run ${executable}: no such file (or not found on PATH)`;
-  if (err.code === 'EACCES') return `cannot run ${executable}: permission denied (not executable?)`;
-  return `cannot run ${executable}: ${err.message}`;
-}
 
 // uid and gid from /etc/passwd; a missing user is a config problem.
 function lookupUser(user: string): { uid: number; gid: number } {
   const line = readFileSync('/etc/passwd', 'utf8')
     .split('\n')
     .find((l) => l.split(':')[0] === user || (/^\d+$/.test(user) && l.split(':')[2] === user));
-  if (!line) throw new SpawnFailure(`user "${user}" does not exist in /etc/passwd`);
+  if (!line) throw new SpawnError(`user "${user}" does not exist in /etc/passwd`);
   const [, , uid, gid] = line.split(':');
   return { uid: Number(uid), gid: Number(gid) };
 }

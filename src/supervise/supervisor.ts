@@ -109,8 +109,8 @@ export class Supervisor {
     const configured = this.#plan.enabled ? [...this.#instances.values()].filter((i) => i.plan.enabled) : [];
     const enabled = [...this.#system.values(), ...configured];
     const count = (states: InstanceState[]) => enabled.filter((i) => states.includes(i.state));
-    const bad = count(['fatal', 'backoff', 'stopped', 'stopping']);
-    const starting = count(['starting']);
+    const bad = count(['fatal', 'backoff', 'failing', 'stopped', 'stopping']);
+    const starting = count(['starting', 'waiting', 'restarting']);
     const ready = count(['ready']);
     const summary = `${ready.length}/${enabled.length} ready`;
     if (bad.length > 0) {

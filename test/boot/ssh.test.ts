@@ -48,12 +48,12 @@ describe('generateHostKeys', () => {
     expect(await generateHostKeys({ hostKeyRoot: root, keygen: missing })).toEqual({ generated: [], kept: ['ecdsa', 'ed25519', 'rsa'] });
     // Negative control: an empty key file is not a key, so ssh-keygen must run (and here cannot).
     await writeFile(join(root, 'etc', 'ssh', 'ssh_host_rsa_key'), '');
-    await expect(generateHostKeys({ hostKeyRoot: root, keygen: missing })).rejects.toThrow(/cannot run .*ENOENT/);
+    await expect(generateHostKeys({ hostKeyRoot: root, keygen: missing })).rejects.toThrow(/cannot run .*missing-keygen: no such file/);
   });
 
   it('fails loudly when ssh-keygen cannot run (it exits 0 on some failures, so keys are checked)', async () => {
     await expect(generateHostKeys({ hostKeyRoot: root, keygen: '/bin/true' })).rejects.toThrow(/ssh-keygen -A failed: no host key in/);
-    await expect(generateHostKeys({ hostKeyRoot: root, keygen: join(root, 'missing-keygen') })).rejects.toThrow(/cannot run .*ENOENT/);
+    await expect(generateHostKeys({ hostKeyRoot: root, keygen: join(root, 'missing-keygen') })).rejects.toThrow(/cannot run .*missing-keygen: no such file/);
   });
 });
 

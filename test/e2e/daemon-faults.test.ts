@@ -1,9 +1,11 @@
 // The daemon end to end with the fake server: faults a real llama-server
 // cannot produce on demand (ignored SIGTERM, escaped grandchildren, stalls).
+import { spawnSync } from 'node:child_process';
 import { readFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { isAlive } from '../../src/supervise/process-tree.ts';
-import { fakeInstance, fakeMaster, startDaemon, type DaemonHandle } from '../support/daemon.ts';
+import { isAlive } from '../../src/process/proc.ts';
+import { CLI, fakeInstance, fakeMaster, startDaemon, type DaemonHandle } from '../support/daemon.ts';
 import { freePort, freePorts } from '../support/llama-server.ts';
 
 let daemon: DaemonHandle | undefined;
@@ -27,7 +29,7 @@ describe('daemon with fake servers', () => {
     const rows = daemon.status();
     expect(rows.map((r) => r.name)).toEqual(['a', 'b']);
     expect(Object.keys(rows[0]).sort()).toEqual(
-      ['gpu_ids', 'inflight', 'last_exit', 'log_file', 'name', 'next_restart_at', 'pid', 'port', 'requests', 'restarts', 'state', 'uptime_s'].sort(),
+      ['gpu_ids', 'inflight', 'last_exit', 'log_file', 'name', 'next_restart_at', 'pid', 'port', 'requests', 'restarts', 'state', 'state_reason', 'state_since', 'uptime_s'].sort(),
     );
     expect(rows[0]).toMatchObject({ port: p1, restarts: 0, last_exit: null, log_file: `${daemon.dir}/llama-server-a.log` });
     expect(daemon.cli('health')).toMatchObject({ code: 0, stdout: 'healthy: 2/2 ready\n' });
@@ -189,7 +191,10 @@ describe('daemon with fake servers', () => {
     const unknown = daemon.cli('restart', 'nope');
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toBe('supervisor: no instance named "nope" (instances: a)\n');
-    const socketless = daemon.cli('status');
-    expect(socketless.code).toBe(0);
+    // A socket nobody listens on: exit 3, and the message names the socket.
+    const nowhere = join(daemon.dir, 'nobody-here.sock');
+    const socketless = spawnSync(process.execPath, [CLI, 'status'], { env: { ...process.env, SUPERVISOR_SOCKET: nowhere }, encoding: 'utf8' });
+    expect(socketless.status).toBe(3);
+    expect(socketless.stderr).toBe(`supervisor: supervisor daemon is not running (no answer on ${nowhere})\n`);
   });
 });

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeTinyModel } from '../../tools/tiny-model/tiny-model.ts';
-import { isAlive } from '../../src/supervise/process-tree.ts';
+import { isAlive } from '../../src/process/proc.ts';
 import { startDaemon, type DaemonHandle } from '../support/daemon.ts';
 import { rawRequest } from '../gateway/support.ts';
 import { freePorts, llamaServerPath } from '../support/llama-server.ts';

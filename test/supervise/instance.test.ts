@@ -14,7 +14,7 @@ import {
   type TransitionRecord,
 } from '../support/fake-instance-deps.ts';
 
-const STATUS_KEYS = ['gpu_ids', 'last_exit', 'log_file', 'name', 'next_restart_at', 'pid', 'port', 'restarts', 'state', 'uptime_s'];
+const STATUS_KEYS = ['gpu_ids', 'last_exit', 'log_file', 'name', 'next_restart_at', 'pid', 'port', 'restarts', 'state', 'state_reason', 'state_since', 'uptime_s'];
 
 interface Setup {
   world: FakeWorld;
@@ -495,20 +495,20 @@ describe('stop', () => {
     expectConsistent(s);
   });
 
-  it('wins over a restart already under way (stall → stopping → stopped, not backoff)', async () => {
+  it('wins over a restart already under way (stall → failing → stopping → stopped, not backoff)', async () => {
     const s = setup({ policy: { startupStallS: 10 } });
     const { world, inst, rec } = s;
     await inst.start();
     const child = world.spawner.last('llm');
     child.onSigterm = 'ignore';
     await world.advance(10_200);
-    expect(inst.state).toBe('stopping');
+    expect(inst.state).toBe('failing');
     const stopped = inst.stop();
     await world.flush();
     await crash(world, child, 0);
     await stopped;
     await world.advance(3_600_000);
-    expect(rec.list).toEqual(['stopped->starting', 'starting->stopping', 'stopping->stopped']);
+    expect(rec.list).toEqual(['stopped->starting', 'starting->failing', 'failing->stopping', 'stopping->stopped']);
     expect(world.spawner.children).toHaveLength(1);
     expectConsistent(s);
   });
@@ -550,12 +550,12 @@ describe('startup stall', () => {
     expect(inst.state).toBe('starting');
     await world.advance(200);
     expect(first.signals).toEqual(['SIGTERM']);
-    expect(rec.list).toEqual(['stopped->starting', 'starting->stopping', 'stopping->backoff']);
+    expect(rec.list).toEqual(['stopped->starting', 'starting->failing', 'failing->backoff']);
     expect(rec.times[1]).toBe(t0 + 180_200);
     expect(rec.events[1].reason).toMatch(/^stalled while starting: no log output and no change in the health answer for 180 s/);
     expect(inst.status().last_exit?.reason).toMatch(/^stalled while starting/);
     await world.advance(1000);
-    expect(rec.list).toEqual(['stopped->starting', 'starting->stopping', 'stopping->backoff', 'backoff->starting']);
+    expect(rec.list).toEqual(['stopped->starting', 'starting->failing', 'failing->backoff', 'backoff->starting']);
     expect(inst.status().restarts).toBe(1);
     expectConsistent(s);
   });
@@ -576,7 +576,7 @@ describe('startup stall', () => {
     await world.advance(149_800);
     expect(rec.list).toEqual(['stopped->starting']);
     await world.advance(200);
-    expect(rec.list).toEqual(['stopped->starting', 'starting->stopping', 'stopping->backoff']);
+    expect(rec.list).toEqual(['stopped->starting', 'starting->failing', 'failing->backoff']);
     expect(rec.times[1] - lastOutputAt).toBeGreaterThanOrEqual(180_000);
     expect(rec.times[1] - lastOutputAt).toBeLessThanOrEqual(180_200);
     expectConsistent(s);
@@ -599,7 +599,7 @@ describe('startup stall', () => {
     world.prober.answer(plan.port, { error: 'ECONNREFUSED' });
     await inst.start();
     await world.advance(30_200);
-    expect(rec.list).toEqual(['stopped->starting', 'starting->stopping', 'stopping->backoff']);
+    expect(rec.list).toEqual(['stopped->starting', 'starting->failing', 'failing->backoff']);
     expectConsistent(s);
   });
 
@@ -608,7 +608,7 @@ describe('startup stall', () => {
     const { world, inst, rec } = s;
     await inst.start();
     await world.advance(30_200);
-    expect(rec.list).toEqual(['stopped->starting', 'starting->stopping', 'stopping->fatal']);
+    expect(rec.list).toEqual(['stopped->starting', 'starting->failing', 'failing->fatal']);
     expect(inst.status().last_exit?.reason).toMatch(/^stalled while starting.*\(restart = "never"\)$/);
     await world.advance(3_600_000);
     expect(world.spawner.children).toHaveLength(1);
@@ -627,7 +627,7 @@ describe('liveness', () => {
     expect(inst.state).toBe('ready');
     await world.advance(1);
     expect(child.signals).toEqual(['SIGTERM']);
-    expect(rec.list).toEqual(['stopped->starting', 'starting->ready', 'ready->stopping', 'stopping->backoff']);
+    expect(rec.list).toEqual(['stopped->starting', 'starting->ready', 'ready->failing', 'failing->backoff']);
     expect(rec.times[2]).toBe(readyAt + 30_000);
     expect(rec.events[2].reason).toBe('liveness: 3 failed health checks in a row (last: 500 internal error)');
     await world.advance(1000);
@@ -695,12 +695,14 @@ describe('preflight and spawn failures', () => {
     await inst.start();
     await world.advance(5_000);
     expect(world.spawner.children).toEqual([]);
-    expect(rec.list).toEqual([]);
+    // The wait is a state of its own, and status says what it waits for.
+    expect(rec.list).toEqual(['stopped->waiting']);
+    expect(inst.status()).toMatchObject({ state: 'waiting', pid: null, state_reason: `port ${plan.port} is still held by our previous process, pid 77 (llama-server)` });
     expect(world.ports.ownChecks.at(-1)).toEqual({ pid: 77, instance: 'llm' });
     world.ports.release(plan.port);
     await world.advance(200);
     expect(world.spawner.children).toHaveLength(1);
-    expect(rec.list).toEqual(['stopped->starting']);
+    expect(rec.list).toEqual(['stopped->waiting', 'waiting->starting']);
     expectConsistent(s);
   });
 
@@ -710,7 +712,7 @@ describe('preflight and spawn failures', () => {
     world.ports.hold(plan.port, { pid: 77, command: 'llama-server', owner: 'llm' });
     await inst.start();
     await world.advance(10_400);
-    expect(rec.list).toEqual(['stopped->fatal']);
+    expect(rec.list).toEqual(['stopped->waiting', 'waiting->fatal']);
     expect(inst.status().last_exit?.reason).toBe(`port ${plan.port} is already in use by pid 77 (llama-server)`);
     expect(world.spawner.children).toEqual([]);
     expectConsistent(s);
@@ -726,7 +728,7 @@ describe('preflight and spawn failures', () => {
     world.ports.release(plan.port);
     await world.advance(60_000);
     expect(world.spawner.children).toEqual([]);
-    expect(rec.list).toEqual([]);
+    expect(rec.list).toEqual(['stopped->waiting', 'waiting->stopped']);
     expect(inst.state).toBe('stopped');
     expectConsistent(s);
   });
@@ -746,7 +748,7 @@ describe('preflight and spawn failures', () => {
     const lookups = world.ports.lookups.length;
     await world.advance(30_000);
     expect(world.ports.lookups.length).toBe(lookups);
-    expect(rec.list).toEqual(['stopped->starting']);
+    expect(rec.list).toEqual(['stopped->waiting', 'waiting->starting']);
     expectConsistent(s);
   });
 
@@ -805,6 +807,8 @@ describe('status()', () => {
     expect(seen[0]).toEqual({
       name: 'llm',
       state: 'stopped',
+      state_since: null,
+      state_reason: null,
       pid: null,
       uptime_s: null,
       restarts: 0,
@@ -814,7 +818,8 @@ describe('status()', () => {
       log_file: plan.logFile,
       next_restart_at: null,
     });
-    expect(seen[1]).toMatchObject({ state: 'ready', pid: child.pid, uptime_s: 5 });
+    expect(seen[1]).toMatchObject({ state: 'ready', pid: child.pid, uptime_s: 5, state_reason: 'health check /health answered 200' });
+    expect(Date.parse(seen[1].state_since!)).toBe(s.t0 + 200);
     expect(seen[2]).toMatchObject({ state: 'backoff', pid: null, uptime_s: null, next_restart_at: expect.stringMatching(/Z$/) });
     expectConsistent(s);
   });
@@ -837,11 +842,13 @@ describe('commands', () => {
     const calls = [inst.start('a'), inst.stop('b'), inst.start('c')];
     await Promise.all(calls);
     await world.flush();
-    expect(rec.list).toEqual(['stopped->starting', 'starting->stopping', 'stopping->stopped', 'stopped->starting']);
+    // The stop cancelled the first start before its spawn: one child, never signalled.
+    expect(rec.list).toEqual(['stopped->starting']);
+    expect(rec.events[0].reason).toBe('c');
     expect(inst.state).toBe('starting');
-    expect(world.spawner.live).toHaveLength(1);
+    expect(world.spawner.children).toHaveLength(1);
     expect(inst.status().pid).toBe(world.spawner.live[0].pid);
-    expect(world.spawner.children[0].signals).toEqual(['SIGTERM']);
+    expect(world.spawner.children[0].signals).toEqual([]);
     expectConsistent(s);
   });
 
@@ -853,7 +860,7 @@ describe('commands', () => {
     await world.advance(60_000);
     expect(inst.state).toBe('stopped');
     expect(world.spawner.live).toEqual([]);
-    expect(rec.list).toEqual(['stopped->starting', 'starting->ready', 'ready->stopping', 'stopping->stopped']);
+    expect(rec.list).toEqual(['stopped->starting', 'starting->ready', 'ready->stopping', 'stopping->restarting', 'restarting->stopping', 'stopping->stopped']);
     expectConsistent(s);
   });
 
@@ -879,7 +886,7 @@ describe('commands', () => {
     await inst.restart();
     expect(first.alive).toBe(false);
     expect(world.spawner.live).toHaveLength(1);
-    expect(rec.list).toEqual(['stopped->starting', 'starting->ready', 'ready->stopping', 'stopping->stopped', 'stopped->starting']);
+    expect(rec.list).toEqual(['stopped->starting', 'starting->ready', 'ready->restarting', 'restarting->starting']);
     expect(rec.events.at(-1)?.pid).toBe(world.spawner.live[0].pid);
     expectConsistent(s);
   });

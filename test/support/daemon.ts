@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { INSTANCE_MARKER_ENV, SUPERVISOR_MARKER_ENV } from '../../src/config/instance-plan.ts';
-import { findProcessesWithEnv } from '../../src/supervise/process-tree.ts';
+import { findProcessesWithEnv } from '../../src/process/marked.ts';
 
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const CLI = join(REPO_ROOT, 'dist/cli.js');

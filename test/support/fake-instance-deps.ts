@@ -7,7 +7,8 @@ import { PassThrough } from 'node:stream';
 import { DEFAULT_POLICY, type InstancePlan, type SupervisionPolicy } from '../../src/config/instance-plan.ts';
 import type { HealthProber, ProbeResult } from '../../src/supervise/health-probe.ts';
 import type { EventLog, InstanceDeps, InstanceLog, TransitionEvent } from '../../src/supervise/instance.ts';
-import { SpawnFailure, type ChildHandle, type ExitStatus, type Spawner } from '../../src/supervise/spawn-instance.ts';
+import { SpawnError } from '../../src/errors.ts';
+import type { ChildHandle, ExitStatus, Spawner } from '../../src/supervise/spawn-instance.ts';
 import { FakeClock } from './fake-clock.ts';
 
 // ---- plans ----
@@ -103,6 +104,12 @@ export class FakeChild implements ChildHandle {
     this.#resolve(this.status);
   }
 
+  /** The pipes end with the exit: nothing is left to drain. */
+  async drainOutput(): Promise<boolean> {
+    await this.exited;
+    return true;
+  }
+
   /** Writes one line to stderr, as llama-server logs. */
   print(line: string): void {
     this.stderr.write(`${line}\n`);
@@ -153,7 +160,7 @@ export class FakeSpawner implements Spawner {
 
   /** Makes the next spawn fail like a missing executable. */
   failNextWithEnoent(executable: string): void {
-    this.failures.push(new SpawnFailure(`cannot run ${executable}: no such file (or not found on PATH)`));
+    this.failures.push(new SpawnError(`cannot run ${executable}: no such file (or not found on PATH)`, { errno: 'ENOENT' }));
   }
 }
 

@@ -5,7 +5,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { listDescendants, listOwnChildren } from '../../src/pid1/proc-children.ts';
+import { listOwnChildren } from '../../src/pid1/proc-children.ts';
+import { isAlive, listDescendants, parseProcStat, readProcStatSync } from '../../src/process/proc.ts';
 
 const cleanups: (() => void)[] = [];
 afterEach(() => {
@@ -55,5 +56,48 @@ describe('without CONFIG_PROC_CHILDREN (fixture /proc)', () => {
     });
     expect(listOwnChildren({ procRoot }).sort()).toEqual([101, 102]);
     expect(listDescendants({ procRoot, pid: me }).sort()).toEqual([101, 102, 103]);
+  });
+});
+
+describe('parseProcStat', () => {
+  it('reads state, ppid, pgrp and the start time, with spaces and parentheses in comm', () => {
+    const fields = Array.from({ length: 49 }, (_, i) => String(i + 3));
+    fields[0] = 'S';
+    const text = `4242 (we (ird) name) ${fields.join(' ')}`;
+    expect(parseProcStat(text)).toEqual({ pid: 4242, comm: 'we (ird) name', state: 'S', ppid: 4, pgrp: 5, startTime: 22 });
+  });
+
+  it('is null for text that is no stat line, and has a NaN start time for a short one', () => {
+    expect(parseProcStat('garbage')).toBeNull();
+    expect(parseProcStat('1 (init)')).toBeNull();
+    expect(parseProcStat('7 (x) S 1 7 7 0')?.startTime).toBeNaN();
+  });
+
+  it('parses this process as /proc shows it', () => {
+    const stat = readProcStatSync(process.pid);
+    expect(stat).toMatchObject({ pid: process.pid, ppid: process.ppid, state: expect.stringMatching(/^[RS]$/) });
+    expect(stat!.startTime).toBeGreaterThan(0);
+    // A child starts after us.
+    expect(readProcStatSync(process.ppid)!.startTime).toBeLessThanOrEqual(stat!.startTime);
+  });
+});
+
+describe('isAlive', () => {
+  it('is true for ourselves and false for a reaped child', async () => {
+    expect(isAlive(process.pid)).toBe(true);
+    const child = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
+    await new Promise((resolve) => child.once('exit', resolve));
+    expect(isAlive(child.pid!)).toBe(false);
+  });
+
+  it('counts a zombie as dead (state Z in /proc/pid/stat)', () => {
+    const procRoot = mkdtempSync(join(tmpdir(), 'fake-proc-'));
+    cleanups.push(() => rmSync(procRoot, { recursive: true, force: true }));
+    mkdirSync(join(procRoot, String(process.pid)), { recursive: true });
+    writeFileSync(join(procRoot, String(process.pid), 'stat'), `${process.pid} (node (x) y) Z 1 1 1 0`);
+    expect(isAlive(process.pid, { procRoot })).toBe(false);
+    // Negative control: the same file with state S is alive.
+    writeFileSync(join(procRoot, String(process.pid), 'stat'), `${process.pid} (node (x) y) S 1 1 1 0`);
+    expect(isAlive(process.pid, { procRoot })).toBe(true);
   });
 });

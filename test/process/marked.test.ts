@@ -3,13 +3,9 @@ import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  findProcessesWithEnv,
-  isAlive,
-  listChildren,
-  signalGroup,
-  sweepProcessesWithEnv,
-} from '../../src/supervise/process-tree.ts';
+import { findProcessesWithEnv, sweepProcessesWithEnv, waitUntilGone } from '../../src/process/marked.ts';
+import { isAlive } from '../../src/process/proc.ts';
+import { signalGroup } from '../../src/process/signal.ts';
 
 const FAKE_SERVER = new URL('../fixtures/fake-server.mjs', import.meta.url).pathname;
 const MARKER = 'INFER_DEV_INSTANCE';
@@ -18,7 +14,7 @@ let dir: string;
 const leftovers: number[] = [];
 
 beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'process-tree-'));
+  dir = await mkdtemp(join(tmpdir(), 'marked-'));
 });
 
 afterEach(async () => {
@@ -68,50 +64,6 @@ async function readPidFile(path: string): Promise<number | undefined> {
 
 const SLEEPER = ['-e', 'setInterval(()=>{},1e6)'];
 
-describe('signalGroup', () => {
-  it('signals every process of a detached group, then reports the group gone', async () => {
-    const leader = spawnTracked(SLEEPER, { detached: true });
-    const pid = leader.pid!;
-    expect(isAlive(pid)).toBe(true);
-    expect(signalGroup(pid, 'SIGTERM')).toBe(true);
-    expect(await exited(leader)).toEqual({ code: null, signal: 'SIGTERM' });
-    expect(isAlive(pid)).toBe(false);
-    expect(signalGroup(pid, 'SIGTERM')).toBe(false);
-  });
-
-  it('falls back to the pid when it leads no group', async () => {
-    // Not detached: the child is in our group, so there is no group -pid.
-    const child = spawnTracked(SLEEPER);
-    expect(signalGroup(child.pid!, 'SIGKILL')).toBe(true);
-    expect(await exited(child)).toEqual({ code: null, signal: 'SIGKILL' });
-  });
-
-  it('refuses pgid 0 and 1, which would hit our own group or init', () => {
-    expect(() => signalGroup(0, 'SIGTERM')).toThrow(/pgid must be an integer >= 2, received 0/);
-    expect(() => signalGroup(1, 'SIGTERM')).toThrow(/received 1/);
-  });
-});
-
-describe('isAlive', () => {
-  it('is true for ourselves and false for a reaped child', async () => {
-    expect(isAlive(process.pid)).toBe(true);
-    const child = spawnTracked(['-e', '']);
-    const pid = child.pid!;
-    await exited(child);
-    expect(isAlive(pid)).toBe(false);
-  });
-
-  it('counts a zombie as dead (state Z in /proc/pid/stat)', async () => {
-    const procRoot = join(dir, 'proc');
-    await mkdir(join(procRoot, String(process.pid)), { recursive: true });
-    await writeFile(join(procRoot, String(process.pid), 'stat'), `${process.pid} (node (x) y) Z 1 1 1 0`);
-    expect(isAlive(process.pid, { procRoot })).toBe(false);
-    // Negative control: the same file with state S is alive.
-    await writeFile(join(procRoot, String(process.pid), 'stat'), `${process.pid} (node (x) y) S 1 1 1 0`);
-    expect(isAlive(process.pid, { procRoot })).toBe(true);
-  });
-});
-
 describe('findProcessesWithEnv / sweepProcessesWithEnv', () => {
   it('finds and kills a setsid grandchild that escaped the process group', async () => {
     const value = `test-${process.pid}-${Date.now()}`;
@@ -158,18 +110,16 @@ describe('findProcessesWithEnv / sweepProcessesWithEnv', () => {
   });
 });
 
-describe('listChildren', () => {
-  it('lists the direct children of a pid', async () => {
-    const a = spawnTracked(SLEEPER);
-    const b = spawnTracked(SLEEPER);
-    const children = await listChildren(process.pid);
-    expect(children).toEqual(expect.arrayContaining([a.pid, b.pid]));
-    expect(children).not.toContain(process.pid);
-    a.kill('SIGKILL');
-    b.kill('SIGKILL');
-    await Promise.all([exited(a), exited(b)]);
-    const after = await listChildren(process.pid);
-    expect(after).not.toContain(a.pid);
-    expect(after).not.toContain(b.pid);
+describe('waitUntilGone', () => {
+  it('returns at once with nothing left for dead pids, and the living ones after the timeout', async () => {
+    const child = spawnTracked(SLEEPER);
+    const dead = spawnTracked(['-e', '']);
+    await exited(dead);
+    const started = Date.now();
+    expect(await waitUntilGone([dead.pid!], 5000)).toEqual([]);
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(await waitUntilGone([child.pid!, dead.pid!], 100)).toEqual([child.pid]);
+    child.kill('SIGKILL');
+    expect(await waitUntilGone([child.pid!], 5000)).toEqual([]);
   });
 });

@@ -11,6 +11,7 @@ import { ConfigError, formatConfigIssue } from '../errors.ts';
 import { createLogger } from '../logging/logger.ts';
 import { makeInstanceDeps } from '../supervise/effects.ts';
 import { getInstancesToDrain, makeDaemonGateway } from '../gateway/daemon-gateway.ts';
+import { stopOrphans } from '../supervise/orphans.ts';
 import { Supervisor, type ReloadSummary } from '../supervise/supervisor.ts';
 
 export interface DaemonOptions {
@@ -26,6 +27,11 @@ export interface DaemonOptions {
   systemPlans?: InstancePlan[];
   /** The boot steps, shown by `supervisor status` above the instances. */
   bootSteps?: BootStepsView;
+  /**
+   * Stop the instances a dead supervisor left behind before ours start (default true). PID 1 of a fresh
+   * container has none to find, so boot skips the /proc scan.
+   */
+  stopOrphans?: boolean;
 }
 
 export interface Daemon {
@@ -45,7 +51,7 @@ const EMPTY_PLAN: LaunchPlan = { enabled: true, instances: [] };
 
 /** Starts the daemon; resolves once the socket listens and the instances are being started. */
 export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
-  const { socketPath, version, env = process.env, serveOnStart = true, systemPlans = [], bootSteps } = options;
+  const { socketPath, version, env = process.env, serveOnStart = true, systemPlans = [], bootSteps, stopOrphans: sweep = true } = options;
   let configPath = options.configPath;
   const log = options.log ?? (await createLogger({ env }));
   const read = (): LaunchPlan => {
@@ -112,6 +118,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     log,
   });
   log.info({ event: 'listening', socket: socketPath, config: configPath, version, daemon_pid: process.pid }, `supervisor ${version} listening on ${socketPath}`);
+  // After the socket: a second daemon on the same socket has been refused by now, so what we find is truly orphaned.
+  if (sweep) await stopOrphans({ log });
   await applyGateway(initial);
   for (const plan of systemPlans) {
     supervisor.addSystemInstance(plan).catch((err: Error) => log.error({ err, event: 'system-start-failed' }, `${plan.name}: ${err.message}`));

@@ -36,7 +36,7 @@ export async function runBoot({ command, version, env = process.env, shimCommand
 
   // The daemon first (control socket up, nothing served yet): boot steps report into it.
   const recorder = new BootRecorder();
-  const daemon = await startDaemon({ configPath: null, socketPath: getSocketPath(env), version, env, log, serveOnStart: false, bootSteps: recorder });
+  const daemon = await startDaemon({ configPath: null, socketPath: getSocketPath(env), version, env, log, serveOnStart: false, bootSteps: recorder, stopOrphans: false });
   let main: MainProcess | null = null;
   let mainGone = false;
   const stopping = { started: false, done: null as Promise<void> | null };

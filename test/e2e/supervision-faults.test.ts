@@ -60,6 +60,24 @@ describe('an escaped descendant that keeps the output pipes open (fault 1)', () 
   });
 });
 
+describe('a daemon killed with SIGKILL (fault 2)', () => {
+  it('leaves instances that the next daemon on the config stops before starting its own, which become ready', async () => {
+    const port = await freePort();
+    const config = header + fakeInstance('kept', port);
+    const first = await start(config);
+    const orphan = (await first.waitForState('kept', 'ready')).pid as number;
+    first.process.kill('SIGKILL');
+    await first.waitFor(() => first.process.exitCode !== null || first.process.signalCode !== null, 5000, 'the first daemon to die').catch(() => undefined);
+    expect(isAlive(orphan)).toBe(true);
+    const second = await start(config);
+    const row = await second.waitForState('kept', 'ready');
+    expect(row.pid).not.toBe(orphan);
+    expect(isAlive(orphan)).toBe(false);
+    const found = second.events.find((e) => e.event === 'orphans') as { orphans: { pid: number; instance: string }[] } | undefined;
+    expect(found?.orphans).toEqual([{ pid: orphan, instance: 'kept', supervisorPid: first.process.pid }]);
+  });
+});
+
 describe("the supervisor's secrets (fault 10)", () => {
   it('SUPERVISOR_GATEWAY_API_KEY does not reach the instances; the rest of the environment does', async () => {
     const port = await freePort();

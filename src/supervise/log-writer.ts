@@ -6,7 +6,8 @@
 
 import { EventEmitter } from 'node:events';
 import { writev } from 'node:fs';
-import { mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { makeDirectories } from '../fs/directories.ts';
 import { dirname } from 'node:path';
 
 export interface RotatingLogOptions {
@@ -278,7 +279,7 @@ export class RotatingLog extends EventEmitter {
   }
 
   async #openFile(): Promise<void> {
-    await mkdir(dirname(this.file), { recursive: true });
+    await makeDirectories(dirname(this.file));
     // 'a+' rather than 'a': the last byte is read back to know whether the file ends mid-line.
     const handle = await open(this.file, 'a+');
     const { size } = await handle.stat();

@@ -78,6 +78,23 @@ describe('a daemon killed with SIGKILL (fault 2)', () => {
   });
 });
 
+describe('a log path that never settles (fault 6)', () => {
+  it('makes only that instance fatal, reload answers, and SIGTERM still ends the daemon', async () => {
+    const port = await freePort();
+    const d = await start(header + fakeInstance('a', port));
+    await d.waitForState('a', 'ready');
+    d.writeConfig(header + fakeInstance('a', port, [], 'log_file = "/proc/1/nope/x.log"\n'));
+    const reload = await d.cliAsync('reload', '--json');
+    expect(reload.code).toBe(0);
+    const row = await d.waitForState('a', 'fatal', 10_000);
+    expect(row.last_exit.reason).toMatch(/^cannot open log file \/proc\/1\/nope\/x\.log: ENOENT/);
+    daemons.splice(daemons.indexOf(d), 1);
+    const result = await d.stop();
+    expect(result.code).toBe(0);
+    expect(result.ms).toBeLessThan(5000);
+  });
+});
+
 describe("the supervisor's secrets (fault 10)", () => {
   it('SUPERVISOR_GATEWAY_API_KEY does not reach the instances; the rest of the environment does', async () => {
     const port = await freePort();

@@ -57,13 +57,15 @@ describe('listHooks / runHookDir', () => {
 
   it('reports a failing hook and still runs the next one', async () => {
     const dir = join(hooksDir, 'd');
-    await writeScript(join(dir, '1-fails'), makeHookBody(ran, '1-fails', 'echo "disk full" >&2; exit 3'));
+    await writeScript(join(dir, '1-fails'), makeHookBody(ran, '1-fails', 'sleep 0.3; echo "disk full" >&2; exit 3'));
     await writeScript(join(dir, '2-runs'), makeHookBody(ran, '2-runs'));
     const results = await runHookDir({ dir, label: 'd' });
     expect(await readRan()).toEqual(['1-fails', '2-runs']);
     expect(results[0]).toMatchObject({ name: 'd/1-fails', ok: false, exitCode: 3, signal: null, timedOut: false, message: 'exit code 3: disk full' });
     expect(results[1]).toMatchObject({ ok: true, exitCode: 0 });
-    expect(results[0].durationMs).toBeGreaterThanOrEqual(0);
+    // The hook took its 0.3 s, and the next one started after it ended.
+    expect(results[0].durationMs).toBeGreaterThanOrEqual(290);
+    expect(results[1].startedAt).toBeGreaterThanOrEqual(results[0].startedAt + results[0].durationMs);
   });
 
   it('stops at the first failure when asked (SUPERVISOR_ON_BOOT_ERROR=exit)', async () => {

@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { errnoName, loadLibc, SyscallError } from '../../src/pid1/libc.ts';
 import { buildPid1Bundle, runToEnd } from './pid1-bundle.ts';
+import { readProcStatSync } from '../../src/process/proc.ts';
 
 describe('libc bindings', () => {
   let bundle: Awaited<ReturnType<typeof buildPid1Bundle>>;
@@ -30,7 +31,7 @@ describe('libc bindings', () => {
   it('getpid and getpgrp match what Node and /proc say', () => {
     const libc = loadLibc();
     expect(libc.getpid()).toBe(process.pid);
-    expect(libc.getpgrp()).toBeGreaterThan(0);
+    expect(libc.getpgrp()).toBe(readProcStatSync(process.pid)!.pgrp);
   });
 
   it('waitpid on a pid that is not our child fails with a named ECHILD', () => {

@@ -5,6 +5,7 @@ import { getHookDir, getMarkerPath } from '../../src/boot/hooks.ts';
 import { runBootSteps, type BootOptions } from '../../src/boot/sequence.ts';
 import { BootRecorder } from '../../src/boot/steps.ts';
 import { makeCollectingLog, makeHookBody, makeTempRoot, removeTempRoot, writeScript } from './boot-fixtures.ts';
+import { requireTools } from '../support/system-tools.ts';
 
 let root: string;
 let ran: string;
@@ -201,11 +202,12 @@ describe('runBootSteps env toggles', () => {
   });
 
   it('prepares sshd with its own host keys once, starts it through the action, and keeps the keys on the next boot', async () => {
+    const { sshd } = requireTools(['sshd', 'ssh-keygen'], 'the sshd boot step (real sshd -t and ssh-keygen -A)');
     const etc = join(root, 'etc');
     await mkdir(join(etc, 'ssh'), { recursive: true });
     await writeFile(join(etc, 'ssh', 'sshd_config'), 'Port 2200\n');
     await writeFile(join(etc, 'passwd'), 'root:x:0:0:root:/root:/bin/bash\n');
-    roots.ssh = { sshd: '/usr/sbin/sshd', sshdConfig: join(etc, 'ssh', 'sshd_config'), hostKeyRoot: root, runDir: join(root, 'run', 'sshd'), passwd: join(etc, 'passwd'), logFile: join(root, 'log', 'sshd.log') };
+    roots.ssh = { sshd, sshdConfig: join(etc, 'ssh', 'sshd_config'), hostKeyRoot: root, runDir: join(root, 'run', 'sshd'), passwd: join(etc, 'passwd'), logFile: join(root, 'log', 'sshd.log') };
     const env = { PATH: process.env.PATH };
     const started: number[] = [];
     const first = await boot({ env, validateSshdConfig: false, actions: { startSshd: (plan) => void started.push(plan.port) } });

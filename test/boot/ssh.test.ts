@@ -2,6 +2,7 @@ import { cp, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { findWhySshdIsOff, generateHostKeys, getSshPaths, makeSshdPlan, prepareSshd, type SshPaths } from '../../src/boot/ssh.ts';
+import { requireTools } from '../support/system-tools.ts';
 import { makeTempRoot, removeTempRoot, writeScript } from './boot-fixtures.ts';
 
 const KEY_A = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq0yXoX2d4p6l7a0mB4i1k0i5Zt3bq7B0f0Jm0n0p0a alice@laptop';
@@ -59,6 +60,11 @@ describe('generateHostKeys', () => {
 
 describe('prepareSshd', () => {
   let paths: SshPaths;
+  let sshdPath: string;
+
+  beforeAll(() => {
+    sshdPath = requireTools(['sshd', 'unshare'], 'prepareSshd (a real sshd -t)').sshd;
+  });
 
   beforeEach(async () => {
     await cp(join(keysRoot, 'etc'), join(root, 'etc'), { recursive: true });
@@ -69,7 +75,7 @@ describe('prepareSshd', () => {
     // sshd -t insists on /run/sshd (compiled in): run it in a private mount namespace with a tmpfs /run.
     const sshd = await writeScript(
       join(root, 'sshd'),
-      `#!/bin/sh\nexec unshare --mount sh -c 'mount -t tmpfs tmpfs /run && mkdir -m 0755 /run/sshd && exec /usr/sbin/sshd "$@"' sh "$@"\n`,
+      `#!/bin/sh\nexec unshare --mount sh -c 'mount -t tmpfs tmpfs /run && mkdir -m 0755 /run/sshd && exec ${sshdPath} "$@"' sh "$@"\n`,
     );
     paths = getSshPaths({
       sshd,

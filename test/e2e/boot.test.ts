@@ -21,6 +21,7 @@ import { isAlive } from '../../src/process/proc.ts';
 import type { InstanceStatus } from '../../src/supervise/instance.ts';
 import { writeTinyModel } from '../../tools/tiny-model/tiny-model.ts';
 import { llamaServerPath } from '../support/llama-server.ts';
+import { requireTools } from '../support/system-tools.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = join(REPO_ROOT, 'dist/cli.js');
@@ -43,10 +44,7 @@ const boots: Boot[] = [];
 const ptys: ChildProcess[] = [];
 
 beforeAll(async () => {
-  for (const tool of ['unshare', 'nsenter', 'script', 'ssh', 'ssh-keygen', 'ip', '/usr/sbin/sshd']) {
-    const found = tool.startsWith('/') ? existsSync(tool) : spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
-    if (!found) throw new Error(`${tool} is missing: the boot e2e test needs it (openssh-server, openssh-client, util-linux, iproute2)`);
-  }
+  requireTools(['unshare', 'nsenter', 'script', 'ssh', 'ssh-keygen', 'ip', 'sshd'], 'the boot e2e test');
   if (spawnSync(UNSHARE[0], [...UNSHARE.slice(1), 'true'], { stdio: 'ignore', timeout: 10_000 }).status !== 0) {
     throw new Error(`\`${UNSHARE.join(' ')}\` fails here: the boot e2e test needs root and namespaces`);
   }

@@ -47,5 +47,9 @@ export function formatStatusTable(rows: readonly StatusRow[]): string {
   ]);
   const widths = HEADERS.map((h, col) => Math.max(h.length, ...cells.map((row) => row[col].length)));
   const line = (row: string[]) => row.map((cell, col) => (col === row.length - 1 ? cell : cell.padEnd(widths[col]))).join('  ');
-  return `${[line(HEADERS), ...cells.map(line)].join('\n')}\n`;
+  const notes = rows.filter((s) => IN_PASSING.includes(s.state) && s.state_reason).map((s) => `${s.name} ${s.state}: ${s.state_reason}`);
+  return `${[line(HEADERS), ...cells.map(line), ...notes].join('\n')}\n`;
 }
+
+/** States whose reason is not in the table (what it waits for, why it is being stopped): said below it. */
+const IN_PASSING: readonly string[] = ['waiting', 'stopping', 'restarting', 'failing'];

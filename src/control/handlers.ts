@@ -25,6 +25,7 @@ export interface DaemonControl {
 }
 
 type Args = Record<string, unknown>;
+type Command = (args: Args, signal: AbortSignal) => Promise<unknown> | unknown;
 
 /** `logs -n` is capped so one reply stays well inside the protocol's 1 MiB frame. */
 const MAX_LOG_LINES = 10_000;
@@ -45,7 +46,8 @@ const names = (args: Args): string[] => (Array.isArray(args.names) ? args.names.
 /** Builds the daemon's request handler from the command table. */
 export function makeControlHandler(daemon: DaemonControl): ControlHandler {
   const { supervisor } = daemon;
-  const commands: Record<string, (args: Args, signal: AbortSignal) => Promise<unknown> | unknown> = {
+  // A Map, not a plain object: a lookup of "constructor" or "__proto__" must find nothing, not Object.prototype's members.
+  const commands = new Map<string, Command>(Object.entries({
     ping: () => ({ version: daemon.version, pid: process.pid }),
     status: (args) => addRequestStats(supervisor.status(names(args)), daemon.gateway ?? null),
     health: () => supervisor.health(),
@@ -92,11 +94,11 @@ export function makeControlHandler(daemon: DaemonControl): ControlHandler {
         })(),
       };
     },
-  };
+  } satisfies Record<string, Command>));
   return async (cmd, args, ctx) => {
-    const command = commands[cmd];
-    if (!command) {
-      throw new SupervisorError(`unknown command "${cmd}" (known: ${Object.keys(commands).join(', ')})`, { exitCode: EXIT.USAGE });
+    const command = commands.get(cmd);
+    if (command === undefined) {
+      throw new SupervisorError(`unknown command "${cmd}" (known: ${[...commands.keys()].join(', ')})`, { exitCode: EXIT.USAGE });
     }
     return command(args, ctx.signal);
   };

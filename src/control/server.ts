@@ -1,13 +1,13 @@
 // The daemon's end of the control socket: accepts CLI connections, reads
 // newline-delimited JSON requests (protocol.ts), runs each through one handler
 // and writes the reply. A bad frame or a failing handler costs one error reply,
-// never the daemon. Only root can connect: the socket is 0600 in a 0700 directory.
-// Over 250 lines because the socket file's lifecycle (stale check, listen, chmod,
-// unlink) and the per-connection bounds only make sense read together.
+// never the daemon. Only root can connect: the socket is 0600 in a directory
+// only root may write to (socket-file.ts checks it, and what is at the path,
+// before listening). Over 250 lines because the socket file's lifecycle
+// (listen, chmod, unlink) and the per-connection bounds only make sense read together.
 
-import { chmod, mkdir, unlink } from 'node:fs/promises';
-import { connect, createServer, type Server, type Socket } from 'node:net';
-import { dirname } from 'node:path';
+import { chmod, unlink } from 'node:fs/promises';
+import { createServer, type Server, type Socket } from 'node:net';
 import { isSupervisorError, SupervisorError } from '../errors.ts';
 import {
   createFrameSplitter,
@@ -19,6 +19,7 @@ import {
   type ControlReply,
   type ControlRequest,
 } from './protocol.ts';
+import { prepareSocketPath } from './socket-file.ts';
 
 /** What a handler gets besides the command: aborted when the client disconnects or the server closes. */
 export interface RequestContext {
@@ -65,8 +66,6 @@ const MAX_IN_FLIGHT_PER_CONNECTION = 32;
 const MAX_UNREAD_REPLY_BYTES = 1024 * 1024;
 /** How long an ended connection may take to close before it is destroyed (flushes the last reply first). */
 const CLOSE_GRACE_MS = 1000;
-/** How long the stale-socket probe waits for a daemon to accept. */
-const PROBE_TIMEOUT_MS = 1000;
 /** UTF-16 units per chunk frame: 6 bytes each at worst, plus the envelope, stays under MAX_FRAME_BYTES. */
 const CHUNK_PIECE_UNITS = Math.floor((MAX_FRAME_BYTES - 100) / 6);
 /** Errnos of a peer that went away; expected, logged at debug only. */
@@ -80,14 +79,9 @@ interface Connection {
   inFlight: Set<AbortController>;
 }
 
-/** Starts listening on `path` after clearing a stale socket; refuses when another daemon answers there. */
+/** Starts listening on `path` once it is safe (socket-file.ts); refuses when another daemon answers there. */
 export async function startControlServer({ path, handle, log = noopLogger }: ControlServerOptions): Promise<ControlServer> {
-  try {
-    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  } catch (err) {
-    throw new SupervisorError(`cannot create the control socket's directory for ${path}: ${(err as Error).message}`, { cause: err });
-  }
-  await removeStaleSocket({ path });
+  await prepareSocketPath(path);
 
   const connections = new Set<Connection>();
   const server = createServer((socket) => {
@@ -118,43 +112,6 @@ export async function startControlServer({ path, handle, log = noopLogger }: Con
       return closing;
     },
   };
-}
-
-/** Unlinks a socket file nobody answers on; a live daemon there is an error, not something to replace. */
-async function removeStaleSocket({ path }: { path: string }): Promise<void> {
-  const probe = await probeSocket({ path });
-  if (probe === 'absent') return;
-  if (probe === 'alive') throw new SupervisorError(`another supervisor is already running on ${path}`);
-  try {
-    await unlink(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // someone else removed it first
-    throw new SupervisorError(`cannot remove the stale control socket ${path}: ${(err as Error).message}`, { cause: err });
-  }
-}
-
-/** Tries to connect: 'alive' if a daemon accepts, 'stale' if the file refuses, 'absent' if there is no file. */
-function probeSocket({ path }: { path: string }): Promise<'alive' | 'stale' | 'absent'> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(path);
-    const timer = setTimeout(() => {
-      socket.destroy();
-      // A file that neither accepts nor refuses is a socket whose owner hangs: do not steal it.
-      resolve('alive');
-    }, PROBE_TIMEOUT_MS);
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve('alive');
-    });
-    socket.once('error', (err: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      socket.destroy();
-      if (err.code === 'ENOENT') resolve('absent');
-      else if (err.code === 'ECONNREFUSED') resolve('stale');
-      else reject(new SupervisorError(`cannot check the control socket ${path}: ${err.message}`, { cause: err }));
-    });
-  });
 }
 
 /** server.listen as a promise; EADDRINUSE here means another daemon won a start race. */

@@ -1,11 +1,13 @@
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, rename, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, readFile, rename, stat, symlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import { sendRequest, streamRequest } from '../../src/control/client.ts';
 import { startControlServer, type ControlHandler, type ControlServer } from '../../src/control/server.ts';
 import { EXIT, NotRunningError, SupervisorError, UsageError } from '../../src/errors.ts';
+import { CLI } from '../support/daemon.ts';
 import { collectGarbage, makeSocketDir, openRawConnection, waitUntil } from './socket-fixtures.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -27,6 +29,17 @@ function getRetainedBytes(): number {
   collectGarbage();
   const { heapUsed, external, arrayBuffers } = process.memoryUsage();
   return heapUsed + external + arrayBuffers;
+}
+
+// A socket file left behind by a daemon that died: bound, then its listener gone without unlink.
+async function makeStaleSocket(path: string): Promise<void> {
+  const dead = createServer();
+  await new Promise<void>((resolve) => dead.listen(path, resolve));
+  // Close the fd without the unlink libuv would do: move the file aside, close, put it back.
+  const aside = `${path}.x`;
+  await rename(path, aside);
+  await new Promise<void>((resolve) => dead.close(() => resolve()));
+  await rename(aside, path);
 }
 
 // A handler with a few commands the tests need.
@@ -166,29 +179,13 @@ describe('control server', () => {
   test('replaces a stale socket file nobody listens on', async () => {
     const { path, remove } = await makeSocketDir();
     cleanups.push(remove);
-    // A socket file left behind by a daemon that died: bound, then its listener gone without unlink.
-    const dead = createServer();
-    await new Promise<void>((resolve) => dead.listen(path, resolve));
-    // Close the fd without the unlink libuv would do: move the file aside, close, put it back.
-    const aside = `${path}.x`;
-    await rename(path, aside);
-    await new Promise<void>((resolve) => dead.close(() => resolve()));
-    await rename(aside, path);
+    await makeStaleSocket(path);
     expect((await stat(path)).isSocket()).toBe(true);
     await expect(sendRequest({ path, cmd: 'echo' })).rejects.toBeInstanceOf(NotRunningError);
 
     const server = await startControlServer({ path, handle });
     cleanups.push(() => server.close());
     expect(await sendRequest({ path, cmd: 'echo', args: { fresh: true } })).toEqual({ fresh: true });
-  });
-
-  test('a regular file in the way is treated as stale too', async () => {
-    const { path, remove } = await makeSocketDir();
-    cleanups.push(remove);
-    await writeFile(path, 'leftover');
-    const server = await startControlServer({ path, handle });
-    cleanups.push(() => server.close());
-    expect(await sendRequest({ path, cmd: 'echo', args: {} })).toEqual({});
   });
 
   test('refuses to start a second server on a live socket, and leaves the first one serving', async () => {
@@ -362,14 +359,86 @@ describe('streamed replies', () => {
   });
 });
 
-describe('socket directory', () => {
-  test('an existing directory keeps its mode', async () => {
+describe('socket path hygiene', () => {
+  // A fresh temp dir with `name` inside it, and the socket path in that.
+  async function makeDir(name: string, mode: number): Promise<{ dir: string; path: string }> {
     const { dir, remove } = await makeSocketDir();
     cleanups.push(remove);
-    const shared = join(dir, 'shared');
-    await mkdir(shared, { mode: 0o755 });
-    const server = await startControlServer({ path: join(shared, 's.sock'), handle });
+    const inner = join(dir, name);
+    await mkdir(inner);
+    await chmod(inner, mode); // not mkdir's mode: the umask would mask the bits under test
+    return { dir: inner, path: join(inner, 's.sock') };
+  }
+
+  // Starting must fail with this message, leave nothing listening, and change nothing at the path.
+  async function expectRefused(path: string, message: RegExp): Promise<void> {
+    const failure = await startControlServer({ path, handle }).then(
+      async (server) => {
+        await server.close();
+        return 'started';
+      },
+      (err: unknown) => err,
+    );
+    expect(failure).toBeInstanceOf(SupervisorError);
+    expect(failure).toMatchObject({ exitCode: EXIT.FAILED, message: expect.stringMatching(message) });
+  }
+
+  test('an existing directory keeps its mode', async () => {
+    const { dir: shared, path } = await makeDir('shared', 0o755);
+    const server = await startControlServer({ path, handle });
     cleanups.push(() => server.close());
     expect((await stat(shared)).mode & 0o777).toBe(0o755);
+  });
+
+  test.each([
+    ['0777', 0o777],
+    ['0770 (group-writable)', 0o770],
+    ['1777 (sticky, like /tmp)', 0o1777],
+    ['0702 (others may write)', 0o702],
+  ])('refuses a socket directory of mode %s, naming it and its mode', async (label, mode) => {
+    const { dir, path } = await makeDir('open', mode);
+    await expectRefused(path, new RegExp(`^refusing the control socket directory ${dir}: its mode ${label.slice(0, 4)} lets group or others write to it`));
+    await expect(stat(path)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  test.skipIf(process.geteuid?.() !== 0)("refuses a socket directory that belongs to another user (here: nobody's)", async () => {
+    const { dir, path } = await makeDir('theirs', 0o700);
+    await chown(dir, 65534, 65534);
+    await expectRefused(path, new RegExp(`^refusing the control socket directory ${dir}: it belongs to uid 65534, not to this daemon \\(uid 0\\)`));
+  });
+
+  test('a regular file at the socket path is refused, and kept', async () => {
+    const { path, remove } = await makeSocketDir();
+    cleanups.push(remove);
+    await writeFile(path, 'leftover');
+    await expectRefused(path, new RegExp(`^${path} is a regular file, not a socket: refusing to remove it`));
+    expect(await readFile(path, 'utf8')).toBe('leftover');
+  });
+
+  test('a symlink at the socket path is refused and not followed, even to a stale socket', async () => {
+    const { dir, path, remove } = await makeSocketDir();
+    cleanups.push(remove);
+    const stale = join(dir, 'stale.sock');
+    await makeStaleSocket(stale);
+    await symlink(stale, path);
+    await expectRefused(path, new RegExp(`^${path} is a symlink \\(to "${stale}"\\), not a socket`));
+    expect((await lstat(path)).isSymbolicLink()).toBe(true);
+    expect((await lstat(stale)).isSocket()).toBe(true);
+  });
+
+  test('the built daemon refuses too: `supervisor run` exits 1 with one line and no stack', async () => {
+    const { dir, path } = await makeDir('open', 0o777);
+    const run = spawnSync(process.execPath, [CLI, 'run'], { env: { ...process.env, SUPERVISOR_SOCKET: path }, encoding: 'utf8', timeout: 20_000 });
+    expect(run.status).toBe(EXIT.FAILED);
+    expect(run.stderr).toBe(`supervisor: refusing the control socket directory ${dir}: its mode 0777 lets group or others write to it, so they could replace the socket; run chmod go-w ${dir}, or set SUPERVISOR_SOCKET to a path in a private directory\n`);
+  });
+
+  test('a directory at the socket path is refused, and kept', async () => {
+    const { path, remove } = await makeSocketDir();
+    cleanups.push(remove);
+    await mkdir(path);
+    await writeFile(join(path, 'inside'), 'x');
+    await expectRefused(path, new RegExp(`^${path} is a directory, not a socket`));
+    expect(await readFile(join(path, 'inside'), 'utf8')).toBe('x');
   });
 });

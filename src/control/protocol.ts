@@ -88,6 +88,87 @@ export function makeErrorReply({ id, message, exitCode = PROTOCOL_ERROR_EXIT_COD
   return { v: PROTOCOL_VERSION, id, ok: false, error: { message, exitCode } };
 }
 
+/** A byte stream cut into lines on demand: push() what arrived, then next() until it returns null. */
+export interface FrameReader {
+  push(chunk: Buffer): void;
+  /** The next complete line, decoded as UTF-8, without its "\n"; null when more input is needed or after an overflow. */
+  next(): string | null;
+  /** True once a line grew past the limit; all input after it is ignored. */
+  readonly overflowed: boolean;
+  /** Drops what is held and ignores all further input (the daemon is hanging up on the connection). */
+  discard(): void;
+}
+
+/**
+ * Cuts a byte stream into lines one at a time, so the daemon can stop between two frames of one chunk and let
+ * other connections run. A chunk may hold part of a frame or several, and a UTF-8 character may span chunks.
+ * Input pushed is held until next() has taken it: call next() until it returns null before pushing more.
+ */
+export function createFrameReader({ maxFrameBytes = MAX_FRAME_BYTES }: { maxFrameBytes?: number } = {}): FrameReader {
+  // Unscanned input: the first chunk from `offset` on, then whole chunks.
+  const chunks: Buffer[] = [];
+  let offset = 0;
+  // The start of an unfinished line, copied out of the chunks it came in.
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  let overflowed = false;
+
+  let stopped = false;
+
+  // Drops what is held and ignores all input from now on.
+  const stop = (): void => {
+    stopped = true;
+    chunks.length = 0;
+    pending = [];
+    pendingBytes = 0;
+  };
+  const overflow = (): null => {
+    overflowed = true;
+    stop();
+    return null;
+  };
+
+  const next = (): string | null => {
+    while (!stopped && chunks.length > 0) {
+      const chunk = chunks[0];
+      const newline = chunk.indexOf(0x0a, offset);
+      if (newline === -1) {
+        const rest = chunk.subarray(offset);
+        chunks.shift();
+        offset = 0;
+        pendingBytes += rest.length;
+        if (pendingBytes > maxFrameBytes) return overflow();
+        // Copy, so a small tail does not pin the socket's whole 64 KiB read buffer.
+        if (rest.length > 0) pending.push(Buffer.from(rest));
+        continue;
+      }
+      const piece = chunk.subarray(offset, newline);
+      offset = newline + 1;
+      if (offset === chunk.length) {
+        chunks.shift();
+        offset = 0;
+      }
+      if (pendingBytes + piece.length > maxFrameBytes) return overflow();
+      const line = pending.length === 0 ? piece : Buffer.concat([...pending, piece]);
+      pending = [];
+      pendingBytes = 0;
+      return line.toString('utf8');
+    }
+    return null;
+  };
+
+  return {
+    push(chunk) {
+      if (!stopped && chunk.length > 0) chunks.push(chunk);
+    },
+    next,
+    discard: stop,
+    get overflowed() {
+      return overflowed;
+    },
+  };
+}
+
 /** Options of createFrameSplitter. */
 export interface FrameSplitterOptions {
   /** Called once per complete line, decoded as UTF-8, without its "\n". */
@@ -97,42 +178,18 @@ export interface FrameSplitterOptions {
   maxFrameBytes?: number;
 }
 
-/** Cuts a byte stream into lines; a chunk may hold part of a frame or several, and a UTF-8 character may span chunks. */
+/** A FrameReader that hands every line of a chunk over at once (the client: it reads one daemon, no one to be fair to). */
 export function createFrameSplitter({ onFrame, onOverflow, maxFrameBytes = MAX_FRAME_BYTES }: FrameSplitterOptions): {
   push: (chunk: Buffer) => void;
 } {
-  let pending: Buffer[] = [];
-  let pendingBytes = 0;
-  let overflowed = false;
-
-  // Marks the stream unusable and says so once.
-  const overflow = (): void => {
-    overflowed = true;
-    pending = [];
-    pendingBytes = 0;
-    onOverflow();
-  };
-
+  const reader = createFrameReader({ maxFrameBytes });
+  let reported = false;
   const push = (chunk: Buffer): void => {
-    let start = 0;
-    while (!overflowed && start <= chunk.length) {
-      const newline = chunk.indexOf(0x0a, start);
-      if (newline === -1) {
-        const rest = chunk.subarray(start);
-        if (rest.length === 0) return;
-        pendingBytes += rest.length;
-        if (pendingBytes > maxFrameBytes) return overflow();
-        // Copy, so a small tail does not pin the socket's whole 64 KiB read buffer.
-        pending.push(Buffer.from(rest));
-        return;
-      }
-      const piece = chunk.subarray(start, newline);
-      start = newline + 1;
-      if (pendingBytes + piece.length > maxFrameBytes) return overflow();
-      const line = pending.length === 0 ? piece : Buffer.concat([...pending, piece]);
-      pending = [];
-      pendingBytes = 0;
-      onFrame(line.toString('utf8'));
+    reader.push(chunk);
+    for (let line = reader.next(); line !== null; line = reader.next()) onFrame(line);
+    if (reader.overflowed && !reported) {
+      reported = true;
+      onOverflow();
     }
   };
   return { push };

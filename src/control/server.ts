@@ -1,16 +1,17 @@
 // The daemon's end of the control socket: accepts CLI connections, reads
 // newline-delimited JSON requests (protocol.ts), runs each through one handler
 // and writes the reply. A bad frame or a failing handler costs one error reply,
-// never the daemon. Only root can connect: the socket is 0600 in a directory
-// only root may write to (socket-file.ts checks it, and what is at the path,
-// before listening). Over 250 lines because the socket file's lifecycle
-// (listen, chmod, unlink) and the per-connection bounds only make sense read together.
+// never the daemon, and no client can crowd out another (serveConnection).
+// Only root can connect: the socket is 0600 in a directory only root may write
+// to (socket-file.ts checks it, and what is at the path, before listening).
+// Over 250 lines because the socket file's lifecycle (listen, chmod, unlink)
+// and the per-connection bounds only make sense read together.
 
 import { chmod, unlink } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { isSupervisorError, SupervisorError } from '../errors.ts';
 import {
-  createFrameSplitter,
+  createFrameReader,
   encodeFrame,
   makeErrorReply,
   MAX_FRAME_BYTES,
@@ -64,8 +65,25 @@ const MAX_CONNECTIONS = 256;
 const MAX_IN_FLIGHT_PER_CONNECTION = 32;
 /** Replies a client may leave unread before the server stops reading its requests. */
 const MAX_UNREAD_REPLY_BYTES = 1024 * 1024;
+/**
+ * Frames one connection may have handled in one turn of the event loop before the others get theirs: a turn then
+ * costs well under a millisecond, and the CLI's one request never waits for a second turn. No more than may be in
+ * flight, so a client that pipelines quick requests in one write gets them all answered, a turn's worth at a time.
+ */
+const FRAMES_PER_TURN = MAX_IN_FLIGHT_PER_CONNECTION;
+/**
+ * Invalid frames one connection may send before it is closed. The CLI sends none; a person typing at socat sees
+ * their first mistakes answered; a flood of garbage costs this many replies instead of one per line.
+ */
+const MAX_INVALID_FRAMES = 16;
 /** How long an ended connection may take to close before it is destroyed (flushes the last reply first). */
 const CLOSE_GRACE_MS = 1000;
+/**
+ * How long a connection that broke the bounds is held (not read, no end-of-file yet) before it is closed. A client
+ * that reconnects as soon as it is closed, as a flood in a shell loop does, then costs the daemon one connection
+ * per client per this long instead of thousands a second; the reply saying why reaches it at once.
+ */
+const HANG_UP_LINGER_MS = 1000;
 /** UTF-16 units per chunk frame: 6 bytes each at worst, plus the envelope, stays under MAX_FRAME_BYTES. */
 const CHUNK_PIECE_UNITS = Math.floor((MAX_FRAME_BYTES - 100) / 6);
 /** Errnos of a peer that went away; expected, logged at debug only. */
@@ -77,6 +95,10 @@ const noopLogger: ControlLogger = { error() {}, warn() {}, debug() {} };
 interface Connection {
   socket: Socket;
   inFlight: Set<AbortController>;
+  /** Frames that could not be read so far. */
+  invalidFrames: number;
+  /** Set once the server hangs up on it. */
+  closing: boolean;
 }
 
 /** Starts listening on `path` once it is safe (socket-file.ts); refuses when another daemon answers there. */
@@ -85,7 +107,7 @@ export async function startControlServer({ path, handle, log = noopLogger }: Con
 
   const connections = new Set<Connection>();
   const server = createServer((socket) => {
-    const conn: Connection = { socket, inFlight: new Set() };
+    const conn: Connection = { socket, inFlight: new Set(), invalidFrames: 0, closing: false };
     connections.add(conn);
     socket.once('close', () => {
       connections.delete(conn);
@@ -166,7 +188,11 @@ function writeFrame(socket: Socket, frame: ControlReply): boolean {
   return socket.write(encodeFrame(frame));
 }
 
-/** Reads frames from one connection and starts a request for each. */
+/**
+ * Reads frames from one connection and answers each, a bounded share at a time: at most FRAMES_PER_TURN frames per
+ * turn of the event loop (so one client's flood cannot hold up another's `status`), and no reading at all while the
+ * frames read so far wait for that turn or while the client leaves more than MAX_UNREAD_REPLY_BYTES of replies unread.
+ */
 function serveConnection({ conn, handle, log }: { conn: Connection; handle: ControlHandler; log: ControlLogger }): void {
   const { socket } = conn;
   // Each in-flight reply may wait for 'drain' at once; that many listeners is by design, not a leak.
@@ -175,34 +201,92 @@ function serveConnection({ conn, handle, log }: { conn: Connection; handle: Cont
     if (err.code !== undefined && PEER_GONE_ERRNOS.has(err.code)) log.debug({ err }, 'control client went away');
     else log.warn({ err }, 'control connection failed');
   });
-  const splitter = createFrameSplitter({
-    onFrame: (line) => {
-      const parsed = parseRequest(line);
-      if (!parsed.ok) {
-        writeFrame(socket, makeErrorReply({ id: parsed.id, ...parsed.error }));
-        return;
+  const reader = createFrameReader();
+  let budget = FRAMES_PER_TURN;
+  let waitingForDrain = false;
+
+  // The budget comes back on the next turn (scheduled when a turn spends the first of it); a starved reader goes on.
+  const refill = (): void => {
+    const starved = budget === 0;
+    budget = FRAMES_PER_TURN;
+    if (starved) pump();
+  };
+  // Reading resumes once the client has taken our replies.
+  const waitForReader = (): void => {
+    socket.pause();
+    if (waitingForDrain) return;
+    waitingForDrain = true;
+    socket.once('drain', () => {
+      waitingForDrain = false;
+      pump();
+    });
+  };
+  const pump = (): void => {
+    // Corked: the replies of one turn leave in one write, not one syscall each.
+    socket.cork();
+    try {
+      for (;;) {
+        if (conn.closing || socket.destroyed) {
+          // Hung up: the rest of its input is never read, so it need not be held until the socket is gone.
+          reader.discard();
+          return;
+        }
+        if (socket.writableLength > MAX_UNREAD_REPLY_BYTES) {
+          waitForReader();
+          return;
+        }
+        if (budget === 0) {
+          socket.pause(); // refill() goes on next turn
+          return;
+        }
+        const line = reader.next();
+        if (line === null) break;
+        if (budget === FRAMES_PER_TURN) setImmediate(refill);
+        budget--;
+        handleFrame({ conn, line, handle, log });
       }
-      if (conn.inFlight.size >= MAX_IN_FLIGHT_PER_CONNECTION) {
-        const message = `too many requests in flight on one connection (at most ${MAX_IN_FLIGHT_PER_CONNECTION})`;
-        writeFrame(socket, makeErrorReply({ id: parsed.request.id, message }));
-        return;
-      }
-      void runRequest({ conn, request: parsed.request, handle, log });
-    },
-    onOverflow: () => {
-      writeFrame(socket, makeErrorReply({ id: null, message: `invalid request: frame longer than ${MAX_FRAME_BYTES} bytes` }));
-      abortAll(conn);
-      endConnection(socket);
-    },
-  });
-  socket.on('data', (chunk: Buffer) => {
-    splitter.push(chunk);
-    // A client that sends (garbage) without reading our replies: stop reading it until it catches up.
-    if (socket.writableLength > MAX_UNREAD_REPLY_BYTES && !socket.isPaused()) {
-      socket.pause();
-      socket.once('drain', () => socket.resume());
+      if (reader.overflowed) hangUp(conn, `invalid request: frame longer than ${MAX_FRAME_BYTES} bytes`);
+      else socket.resume();
+    } finally {
+      socket.uncork();
     }
+  };
+  socket.on('data', (chunk: Buffer) => {
+    reader.push(chunk);
+    pump();
   });
+}
+
+/** Answers one frame: an error reply if it cannot be read (past MAX_INVALID_FRAMES, a hang-up), a refusal past the in-flight cap, else runs it. */
+function handleFrame({ conn, line, handle, log }: { conn: Connection; line: string; handle: ControlHandler; log: ControlLogger }): void {
+  const parsed = parseRequest(line);
+  if (!parsed.ok) {
+    if (++conn.invalidFrames > MAX_INVALID_FRAMES) {
+      hangUp(conn, `too many invalid requests on one connection (more than ${MAX_INVALID_FRAMES}); closing it`);
+      return;
+    }
+    writeFrame(conn.socket, makeErrorReply({ id: parsed.id, ...parsed.error }));
+    return;
+  }
+  if (conn.inFlight.size >= MAX_IN_FLIGHT_PER_CONNECTION) {
+    const message = `too many requests in flight on one connection (at most ${MAX_IN_FLIGHT_PER_CONNECTION})`;
+    writeFrame(conn.socket, makeErrorReply({ id: parsed.request.id, message }));
+    return;
+  }
+  void runRequest({ conn, request: parsed.request, handle, log });
+}
+
+/** Says why, then closes a connection that broke the protocol's bounds; nothing it sends after that is read. */
+function hangUp(conn: Connection, message: string): void {
+  const { socket } = conn;
+  writeFrame(socket, makeErrorReply({ id: null, message }));
+  conn.closing = true;
+  abortAll(conn);
+  socket.pause();
+  // Held a while, unread and without an end-of-file, before it is closed: see HANG_UP_LINGER_MS.
+  const timer = setTimeout(() => socket.destroy(), HANG_UP_LINGER_MS);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
 }
 
 /** Runs one request through the handler and writes its reply (or streams it); never rejects. */

@@ -3,12 +3,11 @@
 // memory must not creep up from round to round.
 
 import { randomBytes } from 'node:crypto';
-import { readdir } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { sendRequest, streamRequest } from '../../src/control/client.ts';
 import { startControlServer, type ControlServer } from '../../src/control/server.ts';
-import { collectGarbage, makeSocketDir, waitUntil } from './socket-fixtures.ts';
+import { collectGarbage, countFds, makeSocketDir, waitUntil } from './socket-fixtures.ts';
 
 const CLIENTS = 100;
 const REQUESTS_PER_CLIENT = 3;
@@ -54,11 +53,6 @@ afterAll(async () => {
   await server.close();
   await removeDir();
 });
-
-// Counts this process's open file descriptors.
-async function countFds(): Promise<number> {
-  return (await readdir('/proc/self/fd')).length;
-}
 
 /** How long a garbage client waits for its socket to close; past it, the daemon failed to hang up. */
 const GARBAGE_CLOSE_TIMEOUT_MS = 5000;

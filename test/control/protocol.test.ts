@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import {
+  createFrameReader,
   createFrameSplitter,
   encodeFrame,
   MAX_FRAME_BYTES,
@@ -38,6 +39,26 @@ describe('createFrameSplitter', () => {
     expect(split([Buffer.from('x'.repeat(10)), Buffer.from(`${'x'.repeat(7)}\nok\n`)], 16)).toEqual({ lines: [], overflows: 1 });
     // Overflow without any newline: noticed as soon as the pending bytes pass the limit.
     expect(split([Buffer.alloc(MAX_FRAME_BYTES + 1, 0x41)])).toEqual({ lines: [], overflows: 1 });
+  });
+});
+
+describe('createFrameReader', () => {
+  test('hands out one line per next(), across chunks, and null until a line is complete', () => {
+    const reader = createFrameReader();
+    reader.push(Buffer.from('a\nb\n\nc'));
+    expect([reader.next(), reader.next(), reader.next(), reader.next()]).toEqual(['a', 'b', '', null]);
+    reader.push(Buffer.from('d\ne'));
+    expect([reader.next(), reader.next()]).toEqual(['cd', null]);
+  });
+
+  test('discard() drops what is held and ignores later input', () => {
+    const reader = createFrameReader();
+    reader.push(Buffer.from('a\nb\npart'));
+    expect(reader.next()).toBe('a');
+    reader.discard();
+    reader.push(Buffer.from('ial\nz\n'));
+    expect(reader.next()).toBeNull();
+    expect(reader.overflowed).toBe(false);
   });
 });
 

@@ -1,7 +1,7 @@
 // Test fixtures for the control socket: short temp socket paths, and a raw
 // connection that sends arbitrary bytes and collects reply frames.
 
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +25,8 @@ export interface RawConnection {
   send(data: string | Buffer): void;
   /** Resolves once `count` frames have arrived in all (rejects if the socket closes first). */
   waitForFrames(count: number, timeoutMs?: number): Promise<Frame[]>;
+  /** Resolves once the daemon has closed the connection (rejects if it is still open after timeoutMs). */
+  waitForClose(timeoutMs?: number): Promise<void>;
   close(): void;
 }
 
@@ -80,6 +82,14 @@ export function openRawConnection(path: string): Promise<RawConnection> {
             waiters.add(check);
             check();
           }),
+        waitForClose: (timeoutMs = 5000) =>
+          new Promise((done, fail) => {
+            const timer = setTimeout(() => fail(new Error(`the connection is still open after ${timeoutMs} ms (${frames.length} frames so far)`)), timeoutMs);
+            void closed.then(() => {
+              clearTimeout(timer);
+              done();
+            });
+          }),
         close: () => socket.destroy(),
       }),
     );
@@ -93,6 +103,11 @@ export async function waitUntil(check: () => boolean | Promise<boolean>, timeout
     if (Date.now() > deadline) throw new Error('condition not met in time');
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+}
+
+/** Counts this process's open file descriptors (a connection closed on both ends holds none). */
+export async function countFds(): Promise<number> {
+  return (await readdir('/proc/self/fd')).length;
 }
 
 /** Runs a full V8 GC (exposed at runtime), so RSS readings are not just garbage waiting to be collected. */

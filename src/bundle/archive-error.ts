@@ -27,12 +27,29 @@ export class ArchiveError extends SupervisorError {
 }
 Object.defineProperty(ArchiveError.prototype, 'name', { value: 'ArchiveError', enumerable: false });
 
-/** `ARCHIVE: entry "NAME" (header at offset N): PROBLEM`, leaving out what is not known. */
+/** Longest entry name a message shows, in UTF-8 bytes; a longer one is cut and its length given (names may be 4 KiB). */
+const MAX_SHOWN_NAME_BYTES = 128;
+
+/** `ARCHIVE: entry "NAME" (header at offset N): PROBLEM`, leaving out what is not known; a long NAME is cut. */
 export function formatArchiveProblem({ archive, problem, entry, offset, offsetKind }: ArchiveLocation & { archive: string; problem: string }): string {
-  const where: string[] = [];
-  if (entry !== undefined) where.push(`entry ${JSON.stringify(entry)}`);
-  if (offset !== undefined) where.push(offsetKind ? `at ${offsetKind} offset ${offset}` : `header at offset ${offset}`);
-  if (where.length === 0) return `${archive}: ${problem}`;
-  const location = entry !== undefined && offset !== undefined ? `${where[0]} (${where[1]})` : where[0];
-  return `${archive}: ${location}: ${problem}`;
+  const at = offset === undefined ? undefined : offsetKind ? `at ${offsetKind} offset ${offset}` : `header at offset ${offset}`;
+  if (entry === undefined) return at === undefined ? `${archive}: ${problem}` : `${archive}: ${at}: ${problem}`;
+  const bytes = Buffer.byteLength(entry);
+  const details = [...(bytes > MAX_SHOWN_NAME_BYTES ? [`${bytes} bytes`] : []), ...(at === undefined ? [] : [at])];
+  const name = JSON.stringify(truncateUtf8(entry, MAX_SHOWN_NAME_BYTES));
+  return `${archive}: entry ${name}${details.length > 0 ? ` (${details.join(', ')})` : ''}: ${problem}`;
+}
+
+/** `text` cut to at most maxBytes of UTF-8, between two characters (never inside one), with "…" when cut. */
+export function truncateUtf8(text: string, maxBytes: number): string {
+  if (Buffer.byteLength(text) <= maxBytes) return text;
+  let bytes = 0;
+  let end = 0;
+  // By code point, so a surrogate pair (4 bytes in UTF-8) is kept or cut whole.
+  for (const char of text) {
+    bytes += Buffer.byteLength(char);
+    if (bytes > maxBytes) break;
+    end += char.length;
+  }
+  return `${text.slice(0, end)}…`;
 }

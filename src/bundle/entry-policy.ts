@@ -2,7 +2,8 @@
 // An EntryTree sees every entry in archive order and keeps a model of what the
 // staging directory will hold, so it can refuse an entry before anything is
 // written:
-//   - names: absolute paths, ".." components, NUL or "\" in a name;
+//   - names: absolute paths, ".." components, NUL or "\" in a name, a name or
+//     component longer than Linux allows (PATH_MAX, NAME_MAX: bytes, not characters);
 //   - types: device nodes, FIFOs, sockets and anything else that is not a file,
 //     directory, symlink or hardlink;
 //   - writes through a symlink (or under a file), and a second entry at a path;
@@ -47,8 +48,10 @@ export interface LinkProblem {
 
 /** Deepest path accepted; real packages are a few levels deep. */
 export const MAX_PATH_DEPTH = 64;
-/** Longest name accepted (Linux PATH_MAX). */
-export const MAX_NAME_LENGTH = 4096;
+/** Longest name accepted, in UTF-8 bytes (Linux PATH_MAX). */
+export const MAX_NAME_BYTES = 4096;
+/** Longest path component accepted, in UTF-8 bytes (Linux NAME_MAX): the kernel refuses a longer file name. */
+export const MAX_COMPONENT_BYTES = 255;
 /** Symlinks followed while resolving one target before it counts as a loop (Linux uses 40). */
 export const MAX_LINK_HOPS = 40;
 
@@ -69,7 +72,8 @@ const KIND_WORDS: Record<EntryKind, string> = {
 /** Normalizes an archive name to "a/b/c" ("" for the root), or says why it is refused. */
 export function normalizeEntryPath(name: string): { ok: true; path: string } | { ok: false; reason: string } {
   if (name.length === 0) return { ok: false, reason: 'empty name' };
-  if (name.length > MAX_NAME_LENGTH) return { ok: false, reason: `name longer than ${MAX_NAME_LENGTH} characters` };
+  const bytes = Buffer.byteLength(name);
+  if (bytes > MAX_NAME_BYTES) return { ok: false, reason: `name is ${bytes} bytes, longer than the ${MAX_NAME_BYTES} a path may have (PATH_MAX)` };
   if (name.includes('\0')) return { ok: false, reason: 'name contains a NUL byte' };
   if (name.includes('\\')) return { ok: false, reason: 'name contains a backslash (a Windows path separator)' };
   if (name.startsWith('/')) return { ok: false, reason: 'absolute path' };
@@ -77,6 +81,11 @@ export function normalizeEntryPath(name: string): { ok: true; path: string } | {
   const parts = name.split('/').filter((part) => part !== '' && part !== '.');
   if (parts.includes('..')) return { ok: false, reason: 'path contains a ".." component' };
   if (parts.length > MAX_PATH_DEPTH) return { ok: false, reason: `path deeper than ${MAX_PATH_DEPTH} levels` };
+  const long = parts.find((part) => Buffer.byteLength(part) > MAX_COMPONENT_BYTES);
+  if (long !== undefined) {
+    const reason = `a path component is ${Buffer.byteLength(long)} bytes, longer than the ${MAX_COMPONENT_BYTES} a file name may have (NAME_MAX)`;
+    return { ok: false, reason };
+  }
   return { ok: true, path: parts.join('/') };
 }
 
@@ -187,6 +196,8 @@ export class EntryTree {
   #checkSymlinkTarget(path: string, target: string | undefined): string | null {
     if (target === undefined || target === '') return 'symlink without a target';
     if (target.includes('\0')) return 'symlink target contains a NUL byte';
+    const bytes = Buffer.byteLength(target);
+    if (bytes > MAX_NAME_BYTES) return `symlink target is ${bytes} bytes, longer than the ${MAX_NAME_BYTES} a path may have (PATH_MAX)`;
     if (target.startsWith('/')) return `symlink target ${JSON.stringify(target)} is an absolute path`;
     const resolved = this.#resolve(parentOf(path), target, 0, 'the archive');
     if (!resolved.ok) return resolved.reason;

@@ -162,6 +162,10 @@ function describeTarFailure({ err, archiveName, compressed, located }: {
   if (e.code === 'ENOSPC' || e.code === 'EDQUOT') {
     return new SupervisorError(`${archiveName}: no space left while writing ${where ? JSON.stringify(where.name) : 'the package'} (${e.code})`, { cause: err });
   }
+  if (e.code === 'ENAMETOOLONG' && where) {
+    // The policy refuses names Linux cannot hold; this is one that fits nowhere under the staging directory.
+    return new ArchiveError(archiveName, 'name too long to extract (ENAMETOOLONG)', { entry: where.name, offset: where.offset, cause: err });
+  }
   if (where) return new SupervisorError(`${archiveName}: cannot write entry ${JSON.stringify(where.name)}: ${e.message}`, { cause: err });
   return err;
 }

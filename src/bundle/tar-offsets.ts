@@ -99,7 +99,7 @@ export class TarOffsets {
     // node-tar applies a pending pax size (local, then global) only to filesystem entries.
     const size = isFs ? (this.#nextSize ?? this.#globalSize ?? ownSize) : ownSize;
     if (isFs || !META_TYPES.has(type)) {
-      const entry = { offset, type, rawName: block.toString('utf8', 0, 100).replace(/\0.*$/s, '') };
+      const entry = { offset, type, rawName: decodeNameField(block.subarray(0, 100)) };
       (isFs ? this.#queue : this.#ignored).push(entry);
       this.#nextSize = undefined;
     }
@@ -129,6 +129,15 @@ export class TarOffsets {
       this.#state = 'skip';
     } else this.#state = 'header';
   }
+}
+
+/**
+ * The name field as text. A long name fills it up to the last byte, which may fall inside a character: decoded in
+ * streaming mode, an unfinished last character is left out instead of shown as U+FFFD.
+ */
+function decodeNameField(field: Buffer): string {
+  const nul = field.indexOf(0);
+  return new TextDecoder('utf-8').decode(nul === -1 ? field : field.subarray(0, nul), { stream: true });
 }
 
 /** The header checksum: the byte sum with the checksum field counted as spaces (node-tar's rule). */

@@ -71,6 +71,8 @@ export async function writeEntryFile({ zip, file, handle, archiveName, entry, pa
 function describeWriteError({ err, archiveName, entry }: { err: unknown; archiveName: string; entry: string }): SupervisorError {
   const e = err as NodeJS.ErrnoException;
   if (e.code === 'ENOSPC' || e.code === 'EDQUOT') return new SupervisorError(`${archiveName}: no space left while writing ${JSON.stringify(entry)} (${e.code})`, { cause: err });
+  // The policy refuses names Linux cannot hold; this is one that fits nowhere under the staging directory.
+  if (e.code === 'ENAMETOOLONG') return new ArchiveError(archiveName, 'name too long to extract (ENAMETOOLONG)', { entry, cause: err });
   return new SupervisorError(`${archiveName}: cannot extract entry ${JSON.stringify(entry)}: ${e.message}`, { cause: err });
 }
 

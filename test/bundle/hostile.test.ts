@@ -22,6 +22,8 @@ let tarGz: Buffer;
 const EXE = (text = '#!/bin/sh\necho "version: fake"\n'): TarSpec => ({ name: 'bin/llama-server', data: Buffer.from(text), mode: 0o755 });
 const tar = (...specs: TarSpec[]) => makeTar(specs);
 const zip = (...specs: ZipSpec[]) => makeZip(specs);
+/** 16 components of 254 bytes: 4079 bytes, inside NAME_MAX and PATH_MAX, but not with the staging directory in front. */
+const DEEP_NAME = Array(16).fill('d'.repeat(254)).join('/');
 const withoutEntry = (name: string): PackageEntry[] => realBundleEntries().filter((e) => e.name !== name);
 
 interface Case {
@@ -41,6 +43,12 @@ const cases = (): Case[] => [
   { name: 'zip: path traversal', file: 'traversal.zip', build: () => zip({ name: '../outside/pwned', data: Buffer.from('x') }), error: /entry "\.\.\/outside\/pwned" \(header at offset \d+\): path contains a "\.\." component/ },
   { name: 'zip: absolute path', file: 'absolute.zip', build: () => zip({ name: `${tmp.outside}/pwned`, data: Buffer.from('x') }), error: /: absolute path$/m },
   { name: 'zip: backslash name', file: 'backslash.zip', build: () => zip({ name: '..\\..\\outside\\pwned', data: Buffer.from('x') }), error: /backslash/ },
+  // A file name over NAME_MAX (255 bytes; 150 × "é" is 300): refused by name, shown cut between characters (issue 9).
+  { name: 'tar: a path component over 255 bytes', file: 'long-name.tar', build: () => tar(EXE(), { name: `bin/${'é'.repeat(150)}`, data: Buffer.from('x') }), error: /entry "bin\/é{62}…" \(304 bytes, header at offset 2048\): a path component is 300 bytes, longer than the 255 a file name may have \(NAME_MAX\)$/m },
+  // Within both limits, but too long once under the staging directory: the kernel's refusal is the archive's fault too.
+  { name: 'tar: a name too long to extract under the staging directory', file: 'deep-name.tar', build: () => tar(EXE(), { name: DEEP_NAME, data: Buffer.from('x') }), error: /entry "d{128}…" \(4079 bytes, header at offset 5632\): name too long to extract \(ENAMETOOLONG\)$/m },
+  { name: 'zip: a name too long to extract under the staging directory', file: 'deep-name.zip', build: () => zip(EXE() as ZipSpec, { name: DEEP_NAME, data: Buffer.from('x') }), error: /entry "d{128}…" \(4079 bytes\): name too long to extract \(ENAMETOOLONG\)$/m },
+  { name: 'zip: a path component over 255 bytes', file: 'long-name.zip', build: () => zip(EXE() as ZipSpec, { name: `bin/${'😀'.repeat(64)}`, data: Buffer.from('x') }), error: /entry "bin\/(?:😀){31}…" \(260 bytes, header at offset \d+\): a path component is 256 bytes, longer than the 255 a file name may have \(NAME_MAX\)$/m },
   // Links
   { name: 'tar: symlink escape, then a write through it', file: 'symlink-escape.tar', build: () => tar(EXE(), { name: 'bin/evil', type: '2', linkname: '../../../../outside' }, { name: 'bin/evil/pwned', data: Buffer.from('x') }), error: /entry "bin\/evil" \(header at offset 1024\): symlink target "\.\.\/\.\.\/\.\.\/\.\.\/outside" resolves outside the archive/ },
   { name: 'tar: in-tree symlink, then a write through it', file: 'symlink-write.tar', build: () => tar(EXE(), { name: 'lib', type: '2', linkname: 'bin' }, { name: 'lib/llama-server', data: Buffer.from('x') }), error: /entry "lib\/llama-server" \(header at offset 1536\): would be written through the symlink lib/ },
@@ -169,7 +177,7 @@ describe('hostile and broken archives are refused (exit 2), and nothing changes'
   }
 
   // The same refusals end to end: `supervisor install-pkg` prints the message and exits 2.
-  for (const name of ['tar: path traversal', 'zip: bomb (huge expansion ratio)', 'tar.gz: truncated gzip', 'wrong layout (no bin/)', 'a shared library missing (the loader says which)']) {
+  for (const name of ['tar: path traversal', 'tar: a path component over 255 bytes', 'zip: bomb (huge expansion ratio)', 'tar.gz: truncated gzip', 'wrong layout (no bin/)', 'a shared library missing (the loader says which)']) {
     it(`through the CLI: ${name}`, () => expectRefused(cases().find((x) => x.name === name)!, 'cli'));
   }
 

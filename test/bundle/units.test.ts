@@ -2,7 +2,7 @@
 // detection, zip-bomb limits, zip entry classification, the space budget,
 // progress output, verify helpers and error messages.
 import { describe, expect, it } from 'vitest';
-import { formatArchiveProblem } from '../../src/bundle/archive-error.ts';
+import { formatArchiveProblem, truncateUtf8 } from '../../src/bundle/archive-error.ts';
 import { detectFormat, formatFromName, isTarHeader } from '../../src/bundle/detect-format.ts';
 import { classifyZipEntry } from '../../src/bundle/extract-zip.ts';
 import { formatBar, formatEta, formatLine, makeProgress } from '../../src/bundle/progress.ts';
@@ -57,6 +57,18 @@ describe('TarOffsets', () => {
     expect(walker.take()?.offset).toBe(1024);
     expect(walker.take()).toBeUndefined();
     expect(walker.takeIgnored()).toMatchObject({ offset: 1024 + 512 + 2048, type: 'S', rawName: 'sparse' });
+  });
+
+  it('a name field that ends inside a character is shown without the broken character (issue 9)', () => {
+    // 99 × "a" and the first byte of "é" (0xc3 0xa9): the field is full, its last character cut in two.
+    const archive = makeTar([{ name: `${'a'.repeat(99)}b`, type: 'S', data: Buffer.alloc(10) }]);
+    archive[99] = 0xc3;
+    let sum = 8 * 0x20;
+    for (let i = 0; i < 512; i++) if (i < 148 || i >= 156) sum += archive[i];
+    archive.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
+    const walker = new TarOffsets();
+    walker.push(archive);
+    expect(walker.takeIgnored()).toMatchObject({ type: 'S', rawName: 'a'.repeat(99) });
   });
 
   it('parses octal and base-256 numbers and pax size records', () => {
@@ -227,5 +239,23 @@ describe('formatArchiveProblem', () => {
     expect(formatArchiveProblem({ archive: 'a.tar', problem: 'absolute path', entry: '/etc/x', offset: 1536 })).toBe('a.tar: entry "/etc/x" (header at offset 1536): absolute path');
     expect(formatArchiveProblem({ archive: 'a.tgz', problem: 'corrupt', offset: 99, offsetKind: 'compressed byte' })).toBe('a.tgz: at compressed byte offset 99: corrupt');
     expect(formatArchiveProblem({ archive: 'a.zip', problem: 'bad layout' })).toBe('a.zip: bad layout');
+  });
+
+  it('cuts a long entry name between characters and gives its length (issue 9)', () => {
+    const name = `bin/${'é'.repeat(150)}`; // 304 bytes
+    expect(formatArchiveProblem({ archive: 'a.tar', problem: 'too long', entry: name, offset: 0 })).toBe(`a.tar: entry "bin/${'é'.repeat(62)}…" (304 bytes, header at offset 0): too long`);
+    expect(formatArchiveProblem({ archive: 'a.zip', problem: 'too long', entry: name })).toBe(`a.zip: entry "bin/${'é'.repeat(62)}…" (304 bytes): too long`);
+  });
+});
+
+describe('truncateUtf8', () => {
+  it('keeps whole characters only: 1-, 2-, 3- and 4-byte ones, and surrogate pairs', () => {
+    expect(truncateUtf8('abc', 3)).toBe('abc');
+    expect(truncateUtf8('abcd', 3)).toBe('abc…');
+    expect(truncateUtf8('éééé', 5)).toBe('éé…'); // 5 bytes: two whole "é", not half a third one
+    expect(truncateUtf8('€€', 5)).toBe('€…');
+    expect(truncateUtf8('a😀b', 4)).toBe('a…'); // the emoji is 4 bytes: kept whole or not at all
+    expect(truncateUtf8('a😀b', 5)).toBe('a😀…');
+    for (let max = 0; max < 12; max++) expect(truncateUtf8('é😀€aé😀', max)).not.toMatch(/\uFFFD|[\uD800-\uDBFF](?![\uDC00-\uDFFF])/);
   });
 });

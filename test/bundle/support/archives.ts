@@ -64,6 +64,15 @@ function paxRecord(key: string, value: string): string {
   return `${len}${body}`;
 }
 
+/** The end of `text` that fits in maxBytes of UTF-8, whole characters only (the ustar name field behind a pax path). */
+function utf8Tail(text: string, maxBytes: number): string {
+  const chars = [...text];
+  let bytes = 0;
+  let start = chars.length;
+  while (start > 0 && bytes + Buffer.byteLength(chars[start - 1]) <= maxBytes) bytes += Buffer.byteLength(chars[--start]);
+  return chars.slice(start).join('');
+}
+
 /** A tar archive of the given members, ended by two zero blocks unless `end` is false. */
 export function makeTar(specs: readonly TarSpec[], { end = true } = {}): Buffer {
   const parts: Buffer[] = [];
@@ -74,7 +83,7 @@ export function makeTar(specs: readonly TarSpec[], { end = true } = {}): Buffer 
     let name = spec.name;
     if (Buffer.byteLength(name) > 100) {
       pax.path = name;
-      name = name.slice(-90);
+      name = utf8Tail(name, 90);
     }
     if (Object.keys(pax).length > 0) {
       const body = Buffer.from(Object.entries(pax).map(([k, v]) => paxRecord(k, v)).join(''));

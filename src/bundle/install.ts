@@ -148,11 +148,15 @@ async function install(options: InstallOptions): Promise<InstallResult> {
       Object.assign(timingsMs, staged.timingsMs);
       warnings.push(...staged.warnings);
       const activateStarted = Date.now();
+      // A forced reinstall of the active archive replaces that version: what --rollback leads to must stay the
+      // version before it, not become the identical copy being replaced (which is pruned).
+      const sameAsActive = active !== null && active.record?.sha256 === cached.sha256;
+      const rollbackTarget = sameAsActive ? await findPrevious(paths, active.name) : undefined;
       const name = await pickVersionName(paths, cached.sha256);
       await rename(staged.dir, join(paths.versionsDir, name));
       const previous = await activateVersion(paths, active, name);
       activated = true;
-      const pruned = await pruneQuietly({ paths, keep: keepList(name, previous), warnings });
+      const pruned = await pruneQuietly({ paths, keep: keepList(name, rollbackTarget === undefined ? previous : rollbackTarget), warnings });
       timingsMs.activate = Date.now() - activateStarted;
       timingsMs.total = Date.now() - startedAt;
       return { ...base, status: 'installed', sha256: cached.sha256, versionDir: join(paths.versionsDir, name), version: staged.version, pruned };

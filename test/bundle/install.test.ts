@@ -138,14 +138,32 @@ describe('reinstall, force, rollback, prune', () => {
     expect(again.ms).toBeLessThan(3000);
   });
 
-  it('--force reinstalls the same checksum beside the active one and switches to it', () => {
+  it('--force reinstalls the same checksum beside the active one, switches to it, and prunes the copy it replaced', () => {
     const first = activeTarget(root);
     const run = runInstall(root, [a, '--force']);
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/^installed /);
     expect(activeTarget(root)).toBe(`${first}-2`);
-    expect(listDir(join(root, 'llama-cpp.d'))).toEqual([first.slice(12), `${first.slice(12)}-2`, 'history.json']);
+    // The replaced copy is not kept as a "previous version": there was none before, and there is none now.
+    expect(listDir(join(root, 'llama-cpp.d'))).toEqual([`${first.slice(12)}-2`, 'history.json']);
     expect(runInstalledVersion(root).code).toBe(0);
+  });
+
+  it('install A, install B, install B --force, --rollback: A is active again (issue 9)', () => {
+    const own = freshRoot('force-rollback');
+    expect(runInstall(own, [a]).code).toBe(0);
+    const shaA = record(own).sha256;
+    expect(runInstall(own, [b]).code).toBe(0);
+    const shaB = String(record(own).sha256);
+    const forced = runInstall(own, [b, '--force']);
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(activeTarget(own)).toBe(`llama-cpp.d/${shaB.slice(0, 16)}-2`);
+    // Kept: the new copy of B and A, the version before B; the copy of B it replaced is pruned.
+    expect(listDir(join(own, 'llama-cpp.d'))).toEqual([String(shaA).slice(0, 16), `${shaB.slice(0, 16)}-2`, 'history.json'].sort());
+    const back = runInstall(own, ['--rollback']);
+    expect(back.code, back.stderr).toBe(0);
+    expect(record(own).sha256).toBe(shaA);
+    expect(runInstalledVersion(own).code).toBe(0);
   });
 
   it('installing B then --rollback returns to A; --rollback again goes back to B', () => {

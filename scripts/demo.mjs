@@ -1,11 +1,13 @@
 // `npm run demo`: the supervisor on config-examples/demo.toml with two real
 // llama-server instances serving the generated tiny model. Ctrl-C stops all.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 const binDir = execFileSync('bash', ['scripts/build-llama-server.sh'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
 mkdirSync('.demo/logs', { recursive: true });
+// The control socket lives in .demo/: only we may write there (the daemon refuses a group-writable directory).
+chmodSync('.demo', 0o700);
 execFileSync(process.execPath, ['dist/tiny-model.js', '.demo/tiny.gguf'], { stdio: 'inherit' });
 
 const socket = `${process.cwd()}/.demo/supervisor.sock`;

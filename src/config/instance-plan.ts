@@ -1,6 +1,6 @@
 // The launch plan: what the supervisor runs, derived purely from the config.
 // Everything the engine needs to start, watch and restart one llama-server.
-import type { GatewayPlan } from '../gateway/gateway-config.ts';
+import type { GatewayPlan } from './gateway-plan.ts';
 
 export type RestartPolicy = 'always' | 'on-failure' | 'never';
 
@@ -69,6 +69,13 @@ export interface InstancePlan {
   user: string | null;
   /** The `model` server value, checked for existence at start. */
   model: string | null;
+  /**
+   * The model names the server answers to (`--alias`), which the gateway routes by.
+   * Set by the config planner; plans made elsewhere (sshd) leave it out.
+   */
+  aliases?: readonly string[];
+  /** The key the server demands (`--api-key`), which the gateway sends it; null or absent: none. */
+  apiKey?: string | null;
   policy: SupervisionPolicy;
 }
 

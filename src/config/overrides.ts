@@ -4,6 +4,9 @@
 // argv (`--temp 1.0` vs `--temp 1`), so this reads JSON itself: integers
 // become bigint and floats number, exactly like the TOML reader.
 
+/** The environment variable that holds the overrides. */
+export const OVERRIDES_ENV = 'AUTO_INFER_LLAMA_CPP_OVERRIDES';
+
 export type ConfigValue = string | number | bigint | boolean | ConfigValue[] | ConfigTable | Date;
 export interface ConfigTable {
   [key: string]: ConfigValue;

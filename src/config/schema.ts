@@ -7,7 +7,7 @@
 // Schema) without the method-chaining API, which cannot be tree-shaken and
 // costs the daemon ~5 MiB RSS. Keep classic zod (the 'zod' entry point) off the daemon path.
 import * as z from 'zod/mini';
-import { gatewaySchema } from '../gateway/gateway-config.ts';
+import { gatewaySchema } from './gateway-plan.ts';
 
 /** `[instance.*] names`: upstream's schema pattern. */
 export const INSTANCE_NAME = /^(?!control$)(?!server$)[A-Za-z0-9][A-Za-z0-9._-]*$/;

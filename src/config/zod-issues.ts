@@ -1,9 +1,41 @@
-// Turns zod's issues into our messages: what was expected and what was found,
-// worded for someone editing a TOML file. The words are ours, not zod's: zod/mini
-// loads no locale, so a stock `issue.message` is a bare "Invalid input"; only a
-// custom `{ error }` message of the schema is used as is.
+// Checks one config table against its zod schema and turns zod's issues into
+// our messages: what was expected and what was found, worded for someone
+// editing a TOML file. The words are ours, not zod's: zod/mini loads no
+// locale, so a stock `issue.message` is a bare "Invalid input"; only a custom
+// `{ error }` message of the schema is used as is.
 import type * as z from 'zod/mini';
 import { isTable, type ConfigTable, type ConfigValue } from './overrides.ts';
+
+/** One problem in a table, with its path relative to the table. */
+export interface TableIssue {
+  path: string[];
+  message: string;
+}
+
+/**
+ * The typed content of `table`, or every problem in it. zod validates a plain
+ * view (TOML integers arrive as bigint, zod checks numbers); messages describe
+ * the values as written, so `1` stays `1` and `1.0` stays `1.0`.
+ */
+export function checkTable<Schema extends z.ZodMiniObject>(
+  schema: Schema,
+  table: ConfigTable,
+): { ok: true; data: z.infer<Schema> } | { ok: false; issues: TableIssue[] } {
+  const result = schema.safeParse(toPlain(table));
+  if (result.success) return { ok: true, data: result.data };
+  return { ok: false, issues: issuesFromZod(result.error.issues, table, Object.keys(schema.shape)) };
+}
+
+function toPlain(value: ConfigValue): unknown {
+  if (typeof value === 'bigint') return Number(value);
+  if (Array.isArray(value)) return value.map(toPlain);
+  if (isTable(value)) {
+    const out: Record<string, unknown> = Object.create(null);
+    for (const [k, v] of Object.entries(value)) out[k] = toPlain(v);
+    return out;
+  }
+  return value;
+}
 
 /** A short description of a config value for messages: `"abc"`, `1.5`, `a table`. */
 export function describeValue(value: unknown): string {
@@ -26,13 +58,9 @@ const TYPE_WORDS: Record<string, string> = {
   record: 'a table',
 };
 
-/** One message per problem, with the path relative to the validated table. */
-export function issuesFromZod(
-  issues: readonly z.core.$ZodIssue[],
-  root: ConfigTable,
-  knownKeys: readonly string[] = [],
-): { path: string[]; message: string }[] {
-  const out: { path: string[]; message: string }[] = [];
+// One message per problem, with the path relative to the validated table.
+function issuesFromZod(issues: readonly z.core.$ZodIssue[], root: ConfigTable, knownKeys: readonly string[]): TableIssue[] {
+  const out: TableIssue[] = [];
   for (const issue of issues) {
     const path = issue.path.map(String);
     const got = describeValue(valueAt(root, path));

@@ -3,7 +3,7 @@
 // and, per model family (opus/sonnet/haiku), the alias the gateway routes that
 // family to. Telemetry and other non-essential traffic are switched off so the
 // CLI never waits on api.anthropic.com.
-import type { GatewayPlan } from './gateway-config.ts';
+import type { GatewayPlan } from '../config/gateway-plan.ts';
 import { makeRouteTable, type RouteTarget } from './route-table.ts';
 
 /** Claude Code's default model names per family (2.1.197 and 2.1.332), used to ask the route table where each family goes. */

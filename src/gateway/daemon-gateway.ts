@@ -4,7 +4,7 @@
 // about to restart (they are drained first) and the status columns.
 import type { LaunchPlan } from '../config/instance-plan.ts';
 import { launchKey, type Supervisor } from '../supervise/supervisor.ts';
-import { GATEWAY_OFF, type GatewayPlan } from './gateway-config.ts';
+import { GATEWAY_OFF, type GatewayPlan } from '../config/gateway-plan.ts';
 import type { InstanceRequestStats } from './in-flight.ts';
 import type { GatewayLog } from './request-handler.ts';
 import type { Gateway } from './server.ts';

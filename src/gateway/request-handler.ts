@@ -7,7 +7,7 @@ import type http from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { getErrorFlavor, sendError, type ErrorFlavor } from './error-shapes.ts';
-import type { GatewayPlan } from './gateway-config.ts';
+import type { GatewayPlan } from '../config/gateway-plan.ts';
 import type { InFlightTracker } from './in-flight.ts';
 import { answerLocal } from './local-routes.ts';
 import type { GatewayMetrics } from './metrics.ts';

@@ -2,7 +2,7 @@
 // or alias first, then the first matching `[gateway.models]` pattern, then
 // the default. Built once per (re)load; resolving is a map lookup, and a
 // pattern match is remembered per name.
-import type { ModelRule } from './gateway-config.ts';
+import type { ModelRule } from '../config/gateway-plan.ts';
 import { compileGlob, normalizeModelName } from './glob.ts';
 
 /** How a model name was matched. */

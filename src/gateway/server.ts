@@ -4,7 +4,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SupervisorError } from '../errors.ts';
-import type { GatewayPlan } from './gateway-config.ts';
+import type { GatewayPlan } from '../config/gateway-plan.ts';
 import { InFlightTracker, type DrainHandle, type InstanceRequestStats } from './in-flight.ts';
 import { GatewayMetrics } from './metrics.ts';
 import { makeUpstreamAgent } from './proxy.ts';

@@ -2,10 +2,9 @@
 // with their address, names and state, and a way to wait for a state change.
 // `fromSupervisor` adapts the real Supervisor through its public API only;
 // tests may hand the gateway any other GatewayTargets.
-import type { InstancePlan, LaunchPlan } from '../config/instance-plan.ts';
+import type { LaunchPlan } from '../config/instance-plan.ts';
 import type { Instance, InstanceState, TransitionEvent } from '../supervise/instance.ts';
 import type { Supervisor } from '../supervise/supervisor.ts';
-import { getInstanceAliases, getInstanceApiKey } from './instance-args.ts';
 
 export type TargetState = InstanceState;
 
@@ -35,6 +34,8 @@ export interface GatewayTargets {
   nextChange(name: string, timeoutMs: number, signal?: AbortSignal): Promise<boolean>;
 }
 
+const NO_ALIASES: readonly string[] = Object.freeze([]);
+
 /** The supervisor's public surface the adapter uses. */
 type SupervisorView = Pick<Supervisor, 'instances' | 'instance' | 'plan'>;
 
@@ -45,7 +46,6 @@ type SupervisorView = Pick<Supervisor, 'instances' | 'instance' | 'plan'>;
  */
 export function fromSupervisor(supervisor: SupervisorView): GatewayTargets {
   const waiters = new WeakMap<Instance, Set<() => void>>();
-  const planFacts = new WeakMap<InstancePlan, { aliases: string[]; apiKey: string | null }>();
   const configuredNames = new WeakMap<LaunchPlan, Set<string>>();
 
   // Names from the config file, per launch plan object (system services are not in it).
@@ -60,26 +60,15 @@ export function fromSupervisor(supervisor: SupervisorView): GatewayTargets {
   };
   const configuredInstance = (name: string) => (isConfigured(name) ? supervisor.instance(name) : undefined);
 
-  // Names and key come from the plan's argv; computed once per plan object.
-  const factsOf = (plan: InstancePlan) => {
-    let facts = planFacts.get(plan);
-    if (!facts) {
-      facts = { aliases: getInstanceAliases(plan), apiKey: getInstanceApiKey(plan) };
-      planFacts.set(plan, facts);
-    }
-    return facts;
-  };
-
   const view = (instance: Instance): TargetView => {
     const plan = instance.plan;
-    const facts = factsOf(plan);
     const status = instance.status();
     return {
       name: plan.name,
-      aliases: facts.aliases,
+      aliases: plan.aliases ?? NO_ALIASES,
       host: plan.host,
       port: plan.port,
-      apiKey: facts.apiKey,
+      apiKey: plan.apiKey ?? null,
       enabled: supervisor.plan.enabled && plan.enabled,
       state: status.state,
       notStartedYet: status.state === 'stopped' && status.last_exit === null,

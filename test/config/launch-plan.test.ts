@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { makeLaunchPlan, makeServerArgs, mergeServer, type PlanContext } from '../../src/config/launch-plan.ts';
+import { makeServerArgs, mergeServer } from '../../src/config/argv.ts';
+import { makeLaunchPlan, type PlanContext } from '../../src/config/launch-plan.ts';
 import { readToml } from '../../src/config/toml-source.ts';
 import type { ConfigTable } from '../../src/config/overrides.ts';
 
@@ -193,6 +194,26 @@ describe('merge and argv rules', () => {
     expect(i.policy).toMatchObject({ restart: 'always', backoffInitialMs: 10, maxRestarts: 3, stopTimeoutS: 8, healthPath: '/health', startupStallS: 180 });
     expect(i.env).toMatchObject({ A: '1', B: '2', INFER_DEV_INSTANCE: 'x' });
     expect(i.user).toBe('me');
+  });
+
+  it('aliases and api key are read from argv as llama-server reads them (last flag wins), else from the instance env', () => {
+    const p = plan(`[instance.a.server]
+alias = "glm4, glm-big,"
+api_key = "k1,k2"
+port = 1
+[instance.b.server]
+extra_args = ["-a", "first", "--alias=last", "--api-key", ""]
+port = 2
+[instance.c.control]
+env = { LLAMA_ARG_ALIAS = "from-env", LLAMA_API_KEY = "env-key" }
+[instance.c.server]
+port = 3
+`);
+    expect(p.instances.map((i) => [i.aliases, i.apiKey])).toEqual([
+      [['glm4', 'glm-big'], 'k1'],
+      [['last'], null],
+      [['from-env'], 'env-key'],
+    ]);
   });
 
   it('integer-like instance names keep document order', () => {

@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import claudeEnv from '../../src/cli/commands/claude-env.ts';
 import { formatShellExports, makeBaseUrl, makeClaudeEnv } from '../../src/gateway/claude-env-vars.ts';
-import type { GatewayPlan } from '../../src/gateway/gateway-config.ts';
+import type { GatewayPlan } from '../../src/config/gateway-plan.ts';
 
 const gateway: GatewayPlan = {
   enabled: true,

@@ -40,7 +40,7 @@ describe('getInstancesToDrain', () => {
 
 describe('makeDaemonGateway', () => {
   it('loads nothing while disabled; starts, moves and stops with the plan; drains; counts', async () => {
-    const supervisor = supervisorOf([{ plan: plan('a', ['--alias', 'tiny-a']), state: 'ready' }]);
+    const supervisor = supervisorOf([{ plan: { ...plan('a', ['--alias', 'tiny-a']), aliases: ['tiny-a'] }, state: 'ready' }]);
     const gw = makeDaemonGateway({ supervisor, log: quietLog() });
     await gw.apply(undefined);
     await gw.apply(testPlan({ enabled: false }));

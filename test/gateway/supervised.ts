@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { makeLaunchPlan } from '../../src/config/launch-plan.ts';
 import { which } from '../../src/config/load-config.ts';
 import { readToml } from '../../src/config/toml-source.ts';
-import { makeGatewayPlan, type GatewayPlan } from '../../src/gateway/gateway-config.ts';
+import { makeGatewayPlan, type GatewayPlan } from '../../src/config/gateway-plan.ts';
 import { startGateway, type Gateway } from '../../src/gateway/server.ts';
 import { fromSupervisor } from '../../src/gateway/targets.ts';
 import { makeInstanceDeps } from '../../src/supervise/effects.ts';

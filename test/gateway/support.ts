@@ -3,7 +3,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import type { GatewayPlan } from '../../src/gateway/gateway-config.ts';
+import type { GatewayPlan } from '../../src/config/gateway-plan.ts';
 import type { GatewayLog } from '../../src/gateway/request-handler.ts';
 import type { GatewayTargets, TargetState, TargetView } from '../../src/gateway/targets.ts';
 

@@ -25,17 +25,20 @@ class FakeInstance extends EventEmitter {
 }
 
 // Cast: only the fields the adapter reads matter here, whatever else InstancePlan grows.
-const plan = (name: string, args: string[], enabled = true): InstancePlan =>
+const plan = (name: string, { aliases, apiKey }: Pick<InstancePlan, 'aliases' | 'apiKey'>, enabled = true): InstancePlan =>
   ({
   name,
   enabled,
   executable: 'llama-server',
-  args,
+  args: [],
+  aliases,
+  apiKey,
   env: {},
   logFile: '/tmp/x.log',
   gpuIds: null,
   host: '0.0.0.0',
   port: 8080,
+  probe: 'http',
   background: true,
   user: null,
   model: null,
@@ -43,9 +46,10 @@ const plan = (name: string, args: string[], enabled = true): InstancePlan =>
   }) as InstancePlan;
 
 function fakeSupervisor() {
-  const glm = new FakeInstance(plan('glm', ['--alias', 'glm4,glm-big', '--api-key', 'k1,k2']));
-  const off = new FakeInstance(plan('off', ['-a', 'x'], false));
-  const sshd = new FakeInstance(plan('sshd', []));
+  const glm = new FakeInstance(plan('glm', { aliases: ['glm4', 'glm-big'], apiKey: 'k1' }));
+  const off = new FakeInstance(plan('off', { aliases: ['x'] }, false));
+  // A plan not made from a config: no aliases, no key.
+  const sshd = new FakeInstance(plan('sshd', {}));
   const launchPlan: LaunchPlan = { enabled: true, instances: [glm.plan, off.plan] } as LaunchPlan;
   const all = [sshd, glm, off];
   const supervisor = {

@@ -3,10 +3,9 @@
 // gateway's plan. Defaults live in one literal; every problem is reported
 // with its key path, nothing is clamped.
 import * as z from 'zod/mini';
-import type { LaunchPlan } from '../config/instance-plan.ts';
-import type { ConfigTable } from '../config/overrides.ts';
-import { describeValue, issuesFromZod } from '../config/zod-issues.ts';
-import { getInstanceAliases } from './instance-args.ts';
+import type { LaunchPlan } from './instance-plan.ts';
+import { isTable, type ConfigValue } from './overrides.ts';
+import { checkTable, describeValue } from './zod-issues.ts';
 
 /** The environment variable that sets (and overrides) `[gateway] api_key`. */
 export const GATEWAY_API_KEY_ENV = 'SUPERVISOR_GATEWAY_API_KEY';
@@ -107,23 +106,20 @@ export interface GatewayPlanResult {
 
 /** Turns the `[gateway]` table (undefined when absent) and the launch plan into the gateway's plan, or its errors. */
 export function makeGatewayPlan(
-  table: unknown,
+  table: ConfigValue | undefined,
   launchPlan: Pick<LaunchPlan, 'enabled' | 'instances'>,
   env: Readonly<Record<string, string | undefined>> = {},
 ): GatewayPlanResult {
   const issues: GatewayConfigIssue[] = [];
   const error = (path: string[], message: string) => issues.push({ severity: 'error', path: ['gateway', ...path], message });
   const warn = (path: string[], message: string) => issues.push({ severity: 'warning', path: ['gateway', ...path], message });
-  if (table !== undefined && !isPlainTable(table)) {
+  if (table !== undefined && !isTable(table)) {
     error([], `expected a table ([gateway]), got ${describeValue(table)}`);
     return { plan: null, issues };
   }
-  const raw = toPlain(table ?? {}) as ConfigTable;
-  const parsed = gatewaySchema.safeParse(raw);
-  if (!parsed.success) {
-    // Messages describe values as written (TOML integers stay integers), so the original table is the root.
-    const written = (table ?? {}) as ConfigTable;
-    for (const issue of issuesFromZod(parsed.error.issues, written, Object.keys(gatewaySchema.shape))) error(issue.path, issue.message);
+  const parsed = checkTable(gatewaySchema, table ?? {});
+  if (!parsed.ok) {
+    for (const issue of parsed.issues) error(issue.path, issue.message);
     return { plan: null, issues };
   }
   const t = parsed.data;
@@ -176,26 +172,10 @@ function makeInstanceResolver(launchPlan: Pick<LaunchPlan, 'instances'>): { reso
   const byName = new Map<string, string>();
   for (const instance of launchPlan.instances) byName.set(instance.name, instance.name);
   for (const instance of launchPlan.instances) {
-    for (const alias of getInstanceAliases(instance)) if (!byName.has(alias)) byName.set(alias, instance.name);
+    for (const alias of instance.aliases ?? []) if (!byName.has(alias)) byName.set(alias, instance.name);
   }
   return {
     resolve: (value) => byName.get(value) ?? null,
     describe: () => launchPlan.instances.map((i) => i.name).join(', ') || 'none',
   };
-}
-
-function isPlainTable(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Date);
-}
-
-// TOML integers arrive as bigint; zod validates numbers.
-function toPlain(value: unknown): unknown {
-  if (typeof value === 'bigint') return Number(value);
-  if (Array.isArray(value)) return value.map(toPlain);
-  if (isPlainTable(value)) {
-    const out: Record<string, unknown> = Object.create(null);
-    for (const [k, v] of Object.entries(value)) out[k] = toPlain(v);
-    return out;
-  }
-  return value;
 }

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { makeLaunchPlan } from '../../src/config/launch-plan.ts';
+import { GATEWAY_API_KEY_ENV, GATEWAY_DEFAULTS, GATEWAY_OFF, makeGatewayPlan } from '../../src/config/gateway-plan.ts';
 import type { LaunchPlan } from '../../src/config/instance-plan.ts';
+import { makeLaunchPlan } from '../../src/config/launch-plan.ts';
+import type { ConfigValue } from '../../src/config/overrides.ts';
 import { readToml } from '../../src/config/toml-source.ts';
-import { GATEWAY_API_KEY_ENV, GATEWAY_DEFAULTS, GATEWAY_OFF, makeGatewayPlan } from '../../src/gateway/gateway-config.ts';
 
 const INSTANCES = `
 [instance.server]
@@ -26,7 +27,7 @@ function launchPlan(text = INSTANCES): LaunchPlan {
 }
 
 // The [gateway] table as the TOML parser hands it over (integers as bigint).
-function table(toml: string): unknown {
+function table(toml: string): ConfigValue | undefined {
   return readToml(toml).document.gateway;
 }
 

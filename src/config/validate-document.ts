@@ -1,0 +1,99 @@
+// Shapes and types of the whole document, every problem reported (not just
+// the first): root keys, `[master]`, the instance tables and their control and
+// server tables. `[gateway]` is checked where it is planned (gateway-plan.ts).
+import type { Report } from './issue-location.ts';
+import { isTable, type ConfigTable } from './overrides.ts';
+import { controlSchema, INSTANCE_NAME, masterSchema, serverSchema } from './schema.ts';
+import { checkTable, describeValue } from './zod-issues.ts';
+
+const ROOT_KEYS = ['master', 'instance', 'gateway'];
+
+/** Reports everything wrong with the document's shape and values. */
+export function validateDocument(document: ConfigTable, report: Report): void {
+  for (const key of Object.keys(document)) {
+    if (!ROOT_KEYS.includes(key)) report('error', [key], `unknown top-level key (expected one of: ${ROOT_KEYS.join(', ')})`);
+  }
+  const master = document.master;
+  if (master !== undefined) {
+    if (!isTable(master)) report('error', ['master'], `expected a table, got ${describeValue(master)}`);
+    else validateTable(masterSchema, master, ['master'], report);
+  }
+  const instances = document.instance;
+  if (instances === undefined) return;
+  if (!isTable(instances)) {
+    report('error', ['instance'], `expected a table, got ${describeValue(instances)}`);
+    return;
+  }
+  for (const [name, value] of Object.entries(instances)) {
+    const path = ['instance', name];
+    if (name === 'control' || name === 'server') {
+      if (!isTable(value)) report('error', path, `expected a table, got ${describeValue(value)}`);
+      else if (name === 'control') validateTable(controlSchema, value, path, report);
+      else validateServer(value, path, report);
+      continue;
+    }
+    if (!isTable(value)) {
+      report('error', path, `an instance must be a table ([instance.${name}]), got ${describeValue(value)}`);
+      continue;
+    }
+    if (!INSTANCE_NAME.test(name)) {
+      report('error', path, 'invalid instance name (expected letters, digits, ".", "_" or "-", starting with a letter or digit)');
+    }
+    for (const [key, sub] of Object.entries(value)) {
+      if (key !== 'control' && key !== 'server') {
+        report('error', [...path, key], 'unknown key in an instance (expected one of: control, server)');
+      } else if (!isTable(sub)) {
+        report('error', [...path, key], `expected a table, got ${describeValue(sub)}`);
+      } else if (key === 'control') {
+        validateTable(controlSchema, sub, [...path, key], report);
+      } else {
+        validateServer(sub, [...path, key], report);
+      }
+    }
+  }
+}
+
+// Server values become argv: scalars and flat lists of strings or numbers only.
+function validateServer(table: ConfigTable, path: string[], report: Report): void {
+  for (const [key, value] of Object.entries(table)) {
+    const at = [...path, key];
+    if (key === 'extra_args') {
+      if (!Array.isArray(value) || value.some((item) => typeof item !== 'string')) {
+        report('error', at, `expected a list of strings, got ${describeValue(value)}`);
+      }
+      continue;
+    }
+    if (isTable(value)) {
+      report('error', at, 'a table is not a llama-server argument (expected a string, number, boolean or list)');
+    } else if (value instanceof Date) {
+      report('error', at, 'a date is not a llama-server argument (quote it to pass it as a string)');
+    } else if (Array.isArray(value)) {
+      value.forEach((item, index) => {
+        if (typeof item === 'boolean' || isTable(item) || Array.isArray(item) || item instanceof Date) {
+          report('error', [...at, String(index)], `list items must be strings or numbers, got ${describeValue(item)}`);
+        }
+      });
+    }
+  }
+  if (table.flash_attn === true || table.flash_attn === false) {
+    report(
+      'warning',
+      [...path, 'flash_attn'],
+      `a boolean gives ${table.flash_attn ? 'a bare --flash-attn' : 'no flag'}; current llama-server expects "on", "off" or "auto"`,
+    );
+  }
+  const known = new Set(Object.keys(serverSchema.shape));
+  const knownPart: ConfigTable = Object.create(null);
+  for (const [key, value] of Object.entries(table)) if (known.has(key) && key !== 'extra_args') knownPart[key] = value;
+  validateTable(serverSchema, knownPart, path, report);
+}
+
+function validateTable(
+  schema: typeof controlSchema | typeof masterSchema | typeof serverSchema,
+  table: ConfigTable,
+  path: string[],
+  report: Report,
+): void {
+  const checked = checkTable(schema, table);
+  if (!checked.ok) for (const issue of checked.issues) report('error', [...path, ...issue.path], issue.message);
+}

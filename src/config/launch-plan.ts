@@ -2,7 +2,8 @@
 // asked through the injected context only (for the executable fallback), so
 // every rule of upstream's runner (reference §4.2–4.4) is tested from strings.
 // The steps: read the TOML, merge the overrides, validate (validate-document.ts),
-// build each instance (argv.ts, executable.ts), check ports (ports.ts), plan
+// build each instance (argv.ts, executable.ts), check ports and path lengths
+// (ports.ts, path-limits.ts), plan
 // the gateway (gateway-plan.ts); issues are located by issue-location.ts.
 import type { ConfigIssue } from '../errors.ts';
 import { findAliases, findApiKey, findListenAddress, findModel, formatArg, makeServerArgs, mergeServer } from './argv.ts';
@@ -11,6 +12,7 @@ import { makeGatewayPlan } from './gateway-plan.ts';
 import { DEFAULT_POLICY, INSTANCE_MARKER_ENV, type InstancePlan, type LaunchPlan, type SupervisionPolicy } from './instance-plan.ts';
 import { makeReport } from './issue-location.ts';
 import { mergeOverrides, OVERRIDES_ENV, OverridesSyntaxError, parseOverrides, type ConfigTable, type ConfigValue } from './overrides.ts';
+import { checkPathLimits } from './path-limits.ts';
 import { checkPorts } from './ports.ts';
 import type { ControlTable } from './schema.ts';
 import { readToml, TomlSyntaxError, type TomlSource } from './toml-source.ts';
@@ -64,6 +66,7 @@ export function makeLaunchPlan(text: string, ctx: PlanContext): PlanResult {
 
   const plan = buildPlan({ document, ctx, source });
   checkPorts(plan, report);
+  checkPathLimits(plan, report);
   const gateway = makeGatewayPlan(document.gateway, plan, ctx.env);
   for (const issue of gateway.issues) report(issue.severity, issue.path, issue.message);
   if (gateway.plan) plan.gateway = gateway.plan;

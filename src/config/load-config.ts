@@ -1,12 +1,15 @@
 // The effectful edge of config loading: read the file, ask the filesystem and
 // PATH for the executable fallback, and check that model files exist.
-import { accessSync, constants, readFileSync, statSync } from 'node:fs';
+import { accessSync, closeSync, constants, fstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { ConfigError, SupervisorError, EXIT, type ConfigIssue } from '../errors.ts';
 import type { LaunchPlan } from './instance-plan.ts';
 import { makeLaunchPlan, type PlanResult } from './launch-plan.ts';
 
 export const CONFIG_ENV = 'AUTO_INFER_LLAMA_CPP_CONFIG';
+
+/** A config larger than this is refused (real ones are a few KiB); nothing beyond it is read. */
+export const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
 
 /** The config file to use: `--config`, else AUTO_INFER_LLAMA_CPP_CONFIG; null when neither is given. */
 export function getConfigPath(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string | null {
@@ -17,14 +20,9 @@ export function getConfigPath(flag: string | undefined, env: NodeJS.ProcessEnv =
 
 /** Reads and plans a config file; the result carries every issue, errors and warnings. */
 export function readLaunchPlan(file: string, env: NodeJS.ProcessEnv = process.env): PlanResult {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : code === 'EACCES' ? 'permission denied' : String(code ?? err);
-    return { plan: null, issues: [{ severity: 'error', file, path: '', message: `cannot read config: ${why}` }] };
-  }
+  const read = readConfigText(file);
+  if (!read.ok) return { plan: null, issues: [{ severity: 'error', file, path: '', message: `cannot read config: ${read.why}` }] };
+  const text = read.text;
   const result = makeLaunchPlan(text, { env, file, isFile, which: (name) => which(name, env.PATH) });
   if (result.plan) result.issues.push(...checkModelFiles(result.plan, file));
   return result;
@@ -35,6 +33,71 @@ export function loadLaunchPlan(file: string, env: NodeJS.ProcessEnv = process.en
   const { plan, issues } = readLaunchPlan(file, env);
   if (!plan) throw new ConfigError(issues);
   return { plan, warnings: issues.filter((i) => i.severity === 'warning') };
+}
+
+/**
+ * The text of a config file, read only if it is a regular file of at most
+ * MAX_CONFIG_BYTES: /dev/zero would be read forever, a FIFO would block until a
+ * writer comes, a device may act on open. Type and size are checked before the
+ * open and again on the open descriptor (the path may change in between);
+ * O_NONBLOCK keeps a FIFO swapped in from blocking the open, O_NOCTTY keeps a
+ * terminal from becoming PID 1's controlling one, and the read stops one byte
+ * past the limit whatever the size said (files in /proc say 0).
+ */
+function readConfigText(file: string): { ok: true; text: string } | { ok: false; why: string } {
+  let fd: number | null = null;
+  try {
+    const refusal = refuseNonRegular(statSync(file));
+    if (refusal) return { ok: false, why: refusal };
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+    const opened = refuseNonRegular(fstatSync(fd));
+    if (opened) return { ok: false, why: opened };
+    const buffer = Buffer.allocUnsafe(MAX_CONFIG_BYTES + 1);
+    let size = 0;
+    while (size < buffer.length) {
+      const n = readSync(fd, buffer, size, buffer.length - size, null);
+      if (n === 0) break;
+      size += n;
+    }
+    if (size > MAX_CONFIG_BYTES) return { ok: false, why: tooLarge(Math.max(size, fstatSync(fd).size)) };
+    return { ok: true, text: buffer.toString('utf8', 0, size) };
+  } catch (err) {
+    return { ok: false, why: describeReadError(err as NodeJS.ErrnoException) };
+  } finally {
+    if (fd !== null) closeSync(fd);
+  }
+}
+
+function refuseNonRegular(stats: Stats): string | null {
+  if (stats.isFile()) return stats.size > MAX_CONFIG_BYTES ? tooLarge(stats.size) : null;
+  const kind = stats.isDirectory()
+    ? 'a directory'
+    : stats.isFIFO()
+      ? 'a FIFO'
+      : stats.isCharacterDevice()
+        ? 'a character device'
+        : stats.isBlockDevice()
+          ? 'a block device'
+          : stats.isSocket()
+            ? 'a socket'
+            : 'not a file';
+  return `${kind}, not a regular file`;
+}
+
+const tooLarge = (size: number) => `it is ${size} bytes; a config may be at most ${MAX_CONFIG_BYTES} bytes`;
+
+const READ_ERRORS: Record<string, string> = {
+  ENOENT: 'no such file',
+  ENOTDIR: 'a part of the path is not a directory',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  ELOOP: 'too many levels of symbolic links',
+  ENAMETOOLONG: 'the path or a name in it is too long',
+  EISDIR: 'a directory, not a regular file',
+};
+
+function describeReadError(err: NodeJS.ErrnoException): string {
+  return (err.code && READ_ERRORS[err.code]) ?? err.code ?? err.message;
 }
 
 /** A missing model is a warning here; at start it makes only that instance fatal. */
@@ -54,7 +117,7 @@ function isFile(path: string): boolean {
     return statSync(path).isFile();
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EACCES' || code === 'ELOOP') return false;
+    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EACCES' || code === 'ELOOP' || code === 'ENAMETOOLONG') return false;
     throw err;
   }
 }
@@ -69,7 +132,7 @@ export function which(name: string, path: string | undefined): string | null {
       if (statSync(candidate).isFile()) return candidate;
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT' && code !== 'EACCES' && code !== 'ENOTDIR') throw err;
+      if (code !== 'ENOENT' && code !== 'EACCES' && code !== 'ENOTDIR' && code !== 'ELOOP' && code !== 'ENAMETOOLONG') throw err;
     }
   }
   return null;

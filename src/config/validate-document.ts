@@ -1,8 +1,9 @@
 // Shapes and types of the whole document, every problem reported (not just
 // the first): root keys, `[master]`, the instance tables and their control and
-// server tables. `[gateway]` is checked where it is planned (gateway-plan.ts).
+// server tables, and no NUL byte anywhere. `[gateway]` is checked where it is
+// planned (gateway-plan.ts).
 import type { Report } from './issue-location.ts';
-import { isTable, type ConfigTable } from './overrides.ts';
+import { isTable, type ConfigTable, type ConfigValue } from './overrides.ts';
 import { controlSchema, INSTANCE_NAME, masterSchema, serverSchema } from './schema.ts';
 import { checkTable, describeValue } from './zod-issues.ts';
 
@@ -10,6 +11,7 @@ const ROOT_KEYS = ['master', 'instance', 'gateway'];
 
 /** Reports everything wrong with the document's shape and values. */
 export function validateDocument(document: ConfigTable, report: Report): void {
+  reportNulBytes(document, [], report);
   for (const key of Object.keys(document)) {
     if (!ROOT_KEYS.includes(key)) report('error', [key], `unknown top-level key (expected one of: ${ROOT_KEYS.join(', ')})`);
   }
@@ -49,6 +51,22 @@ export function validateDocument(document: ConfigTable, report: Report): void {
       } else {
         validateServer(sub, [...path, key], report);
       }
+    }
+  }
+}
+
+// Config strings end up as paths, argv, environment and headers, all C strings
+// to the kernel: a NUL byte would make spawn or open throw, so it is an error
+// here, where the key is known. TOML and JSON can both write one (\u0000).
+function reportNulBytes(value: ConfigValue, path: string[], report: Report): void {
+  if (typeof value === 'string') {
+    if (value.includes('\0')) report('error', path, `contains a NUL byte (${describeValue(value)}); no path, argument or variable can carry one`);
+  } else if (Array.isArray(value)) {
+    value.forEach((item, index) => reportNulBytes(item, [...path, String(index)], report));
+  } else if (isTable(value)) {
+    for (const [key, item] of Object.entries(value)) {
+      if (key.includes('\0')) report('error', path, `the key ${JSON.stringify(key)} contains a NUL byte`);
+      else reportNulBytes(item, [...path, key], report);
     }
   }
 }

@@ -31,7 +31,9 @@ export const gatewaySchema = z.partial(
       .string()
       .check(
         z.minLength(1),
-        z.describe(`Key every request except health must carry (x-api-key or Authorization: Bearer); ${GATEWAY_API_KEY_ENV} overrides it`),
+        z.describe(
+          `Key every request except health must carry (x-api-key or Authorization: Bearer); ${GATEWAY_API_KEY_ENV} overrides it. Default: none, or the instances' own api_key when they have one`,
+        ),
       ),
     default: z
       .union([z.string().check(z.minLength(1)), z.literal(false)])
@@ -153,11 +155,13 @@ export function makeGatewayPlan(
   if (enabled && clash) error(['port'], `port ${port} is also used by instance "${clash.name}" (the gateway needs a port of its own)`);
 
   const envKey = env[GATEWAY_API_KEY_ENV];
+  let apiKey = envKey !== undefined && envKey !== '' ? envKey : (t.api_key ?? null);
+  if (apiKey === null && enabled) apiKey = adoptInstanceKey(enabledInstances, issues);
   const plan: GatewayPlan = {
     enabled,
     host: t.host ?? GATEWAY_DEFAULTS.host,
     port,
-    apiKey: envKey !== undefined && envKey !== '' ? envKey : (t.api_key ?? null),
+    apiKey,
     defaultInstance,
     waitReadyMs: Math.round((t.wait_ready_s ?? GATEWAY_DEFAULTS.waitReadyS) * 1000),
     drainTimeoutMs: Math.round((t.drain_timeout_s ?? GATEWAY_DEFAULTS.drainTimeoutS) * 1000),
@@ -165,6 +169,31 @@ export function makeGatewayPlan(
     models,
   };
   return { plan: issues.some((i) => i.severity === 'error') ? null : plan, issues };
+}
+
+// The gateway sends each instance its own key: without a key of its own it would
+// let anyone through to an instance that demands one. So it asks for the
+// instances' key itself; instances with different keys need a gateway key.
+function adoptInstanceKey(instances: LaunchPlan['instances'], issues: GatewayConfigIssue[]): string | null {
+  const keyed = instances.filter((i) => (i.apiKey ?? null) !== null);
+  const keys = new Set(keyed.map((i) => i.apiKey));
+  if (keys.size > 1) {
+    const names = keyed.map((i) => `"${i.name}"`).join(', ');
+    issues.push({
+      severity: 'error',
+      path: ['gateway', 'api_key'],
+      message: `instances ${names} demand different API keys and the gateway has no key of its own: set [gateway] api_key (or ${GATEWAY_API_KEY_ENV}); clients send it, the gateway sends each instance its own`,
+    });
+    return null;
+  }
+  for (const i of keyed) {
+    issues.push({
+      severity: 'warning',
+      path: ['instance', i.name, 'server', 'api_key'],
+      message: `instance "${i.name}" demands an API key and [gateway] has none (nor ${GATEWAY_API_KEY_ENV}): the gateway asks every client for this instance's key`,
+    });
+  }
+  return keyed[0]?.apiKey ?? null;
 }
 
 // Instance names win over aliases; an alias shared by two instances is taken by the first.

@@ -104,6 +104,23 @@ max_body_bytes = 2048
     expect(makeGatewayPlan(undefined, launchPlan(), { [GATEWAY_API_KEY_ENV]: 'x' }).plan?.apiKey).toBe('x');
   });
 
+  it("an instance's own api_key: without a gateway key the gateway asks for it (a warning at the key); different keys need a gateway key", () => {
+    const keyed = launchPlan(`[instance.a.server]\nport = 1\napi_key = "ka"\n[instance.b.server]\nport = 2\n`);
+    const adopted = makeGatewayPlan(undefined, keyed);
+    expect(adopted.plan?.apiKey).toBe('ka');
+    expect(adopted.issues).toEqual([{ severity: 'warning', path: ['instance', 'a', 'server', 'api_key'], message: expect.stringContaining("asks every client for this instance's key") }]);
+    // A gateway key of its own (file or environment): used, nothing to say.
+    expect(makeGatewayPlan(table('[gateway]\napi_key = "g"'), keyed)).toEqual({ plan: expect.objectContaining({ apiKey: 'g' }), issues: [] });
+    expect(makeGatewayPlan(undefined, keyed, { [GATEWAY_API_KEY_ENV]: 'e' })).toEqual({ plan: expect.objectContaining({ apiKey: 'e' }), issues: [] });
+    // A disabled gateway forwards nothing.
+    expect(makeGatewayPlan(table('[gateway]\nenable = false'), keyed)).toEqual({ plan: expect.objectContaining({ apiKey: null }), issues: [] });
+    // (The launch plan's own gateway is off here, so that it plans at all.)
+    const two = launchPlan(`[instance.a.server]\nport = 1\napi_key = "ka"\n[instance.b.server]\nport = 2\nextra_args = ["--api-key", "kb"]\n[gateway]\nenable = false\n`);
+    expect(makeGatewayPlan(undefined, two).issues).toEqual([
+      { severity: 'error', path: ['gateway', 'api_key'], message: expect.stringMatching(/^instances "a", "b" demand different API keys .*set \[gateway\] api_key/) },
+    ]);
+  });
+
   it('GATEWAY_OFF is what a config without instances gives', () => {
     expect(makeGatewayPlan(undefined, { enabled: true, instances: [] }).plan).toEqual(GATEWAY_OFF);
   });

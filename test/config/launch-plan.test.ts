@@ -208,6 +208,8 @@ port = 2
 env = { LLAMA_ARG_ALIAS = "from-env", LLAMA_API_KEY = "env-key" }
 [instance.c.server]
 port = 3
+[gateway]
+enable = false
 `);
     expect(p.instances.map((i) => [i.aliases, i.apiKey])).toEqual([
       [['glm4', 'glm-big'], 'k1'],

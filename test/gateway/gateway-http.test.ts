@@ -2,6 +2,7 @@
 // upstream servers: every rule of the request path, quickly and deterministically.
 import http from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
+import { makeLaunchPlan } from '../../src/config/launch-plan.ts';
 import { startGateway, type Gateway } from '../../src/gateway/server.ts';
 import { connect, makeFakeTargets, quietLog, rawRequest, sleep, startUpstream, testPlan, type Upstream } from './support.ts';
 
@@ -149,6 +150,28 @@ describe('refusals in the SDK shapes', () => {
     expect((await rawRequest({ port, method: 'GET', path: '/metrics' })).status).toBe(401);
     expect((await rawRequest({ port, method: 'GET', path: '/health' })).status).toBe(200);
     expect((await rawRequest({ port, method: 'HEAD', path: '/' })).status).toBe(200);
+  });
+
+  it("an instance's own api_key is not bypassed: with no gateway key the gateway asks for the instance's key", async () => {
+    // Like llama-server with --api-key: 401 without the key.
+    const upstream = await startUpstream((req, res) => {
+      const ok = req.headers.authorization === 'Bearer inst-key';
+      res.writeHead(ok ? 200 : 401, { 'content-type': 'application/json' });
+      res.end(ok ? '{"ok":true}' : '{"error":{"code":401,"message":"Invalid API Key"}}');
+    });
+    cleanups.push(() => upstream.close());
+    const planned = makeLaunchPlan(`[instance.x.server]\nhost = "0.0.0.0"\nport = ${upstream.port}\napi_key = "inst-key"\n`, { env: {}, file: null, isFile: () => false, which: () => null });
+    const [instance] = planned.plan!.instances;
+    const targets = makeFakeTargets([{ name: 'x', host: instance.host, port: instance.port, apiKey: instance.apiKey, aliases: instance.aliases }]);
+    const gateway = await startGateway({ plan: { ...planned.plan!.gateway!, host: '127.0.0.1', port: 0 }, targets, log: quietLog() });
+    cleanups.push(() => gateway.close());
+    const port = gateway.address!.port;
+    const send = (headers: Record<string, string> = {}) => rawRequest({ port, path: '/v1/chat/completions', body: JSON.stringify(chatBody), headers });
+    expect((await send()).status).toBe(401);
+    expect((await send({ authorization: 'Bearer wrong' })).status).toBe(401);
+    expect(upstream.seen).toEqual([]);
+    expect((await send({ authorization: 'Bearer inst-key' })).status).toBe(200);
+    expect((await send({ 'x-api-key': 'inst-key' })).status).toBe(200);
   });
 
   it('malformed JSON → 400; a body that is not an object → 400', async () => {

@@ -50,14 +50,22 @@ function readConfigText(file: string): { ok: true; text: string } | { ok: false;
     const refusal = refuseNonRegular(statSync(file));
     if (refusal) return { ok: false, why: refusal };
     fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
-    const opened = refuseNonRegular(fstatSync(fd));
-    if (opened) return { ok: false, why: opened };
-    const buffer = Buffer.allocUnsafe(MAX_CONFIG_BYTES + 1);
+    const opened = fstatSync(fd);
+    const refusedOpen = refuseNonRegular(opened);
+    if (refusedOpen) return { ok: false, why: refusedOpen };
+    // Sized to the file (at least 64 KiB: /proc says 0), grown while it turns out longer.
+    let buffer = Buffer.allocUnsafe(Math.min(MAX_CONFIG_BYTES + 1, Math.max(opened.size + 1, 64 * 1024)));
     let size = 0;
-    while (size < buffer.length) {
+    for (;;) {
       const n = readSync(fd, buffer, size, buffer.length - size, null);
       if (n === 0) break;
       size += n;
+      if (size === buffer.length) {
+        if (size > MAX_CONFIG_BYTES) break;
+        const grown = Buffer.allocUnsafe(Math.min(MAX_CONFIG_BYTES + 1, size * 2));
+        buffer.copy(grown);
+        buffer = grown;
+      }
     }
     if (size > MAX_CONFIG_BYTES) return { ok: false, why: tooLarge(Math.max(size, fstatSync(fd).size)) };
     return { ok: true, text: buffer.toString('utf8', 0, size) };

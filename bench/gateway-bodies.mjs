@@ -12,11 +12,14 @@
 // body (`model` first, one huge message) go through the gateway at once, each
 // on its own connection; every answer must be 200 with the full byte count.
 // Meanwhile VmRSS of the daemon is read from /proc every 20 ms, and GET /health
-// goes to the gateway every 50 ms (one at a time, timed). Reference, same run:
+// goes to the gateway every 50 ms (one at a time, timed, from a process of its
+// own, so that the client's own event loop pushing 3.2 GB is not what is
+// measured). Reference, same run:
 // the same 100 bodies straight to the sink (the time a gateway cannot beat),
 // and /health of the idle daemon. Afterwards VmRSS is polled until it is back
 // within 16 MiB of idle (up to 30 s). Then one 30 MB body of `[`: its answer
 // time and status, with /health timed alongside.
+import { spawn } from 'node:child_process';
 import http from 'node:http';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -44,6 +47,32 @@ http.createServer((req, res) => {
   req.on('end', () => send(res, 200, { received }));
 }).listen(port, '127.0.0.1');
 process.on('SIGTERM', () => process.exit(0));
+`;
+
+// The prober: GET /health every EVERY ms, one at a time; prints "ready" after a first (unmeasured) one, and on
+// "stop" from stdin the latencies (ms) as JSON.
+const PROBER = `import http from 'node:http';
+const [port, every] = process.argv.slice(2).map(Number);
+const ms = [];
+let running = true;
+process.stdin.on('data', () => (running = false));
+const once = () => new Promise((resolve, reject) => {
+  const t0 = performance.now();
+  const req = http.request({ host: '127.0.0.1', port, method: 'GET', path: '/health', agent: false }, (res) => {
+    res.resume();
+    res.on('end', () => resolve(performance.now() - t0));
+  });
+  req.on('error', reject);
+  req.end();
+});
+await once();
+process.stdout.write('ready\\n');
+while (running) {
+  ms.push(await once());
+  await new Promise((r) => setTimeout(r, every));
+}
+process.stdout.write(JSON.stringify(ms));
+process.exit(0);
 `;
 
 /** One POST of `body` on a connection of its own: status, parsed answer and ms. */
@@ -85,20 +114,22 @@ function getHealthMs(port) {
   });
 }
 
-/** Times GET /health every `everyMs` (one at a time) until stop() is called; stop() resolves with the latencies. */
-function sampleHealth(port, everyMs = 50) {
-  const ms = [];
-  let running = true;
-  const loop = (async () => {
-    while (running) {
-      ms.push(await getHealthMs(port));
-      await sleep(everyMs);
-    }
-  })();
+/** Times GET /health every `everyMs` from a process of its own until stop() is called; stop() resolves with the latencies. */
+async function sampleHealth(prober, port, everyMs = 50) {
+  const child = spawn(process.execPath, [prober, String(port), String(everyMs)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let out = '';
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  await new Promise((resolve, reject) => {
+    child.stdout.on('data', (c) => {
+      out += c;
+      if (out.includes('\n')) resolve();
+    });
+    exited.then(() => reject(new Error(`the /health prober exited early: ${out}`)));
+  });
   return async () => {
-    running = false;
-    await loop;
-    return ms;
+    child.stdin.end('stop\n');
+    await exited;
+    return JSON.parse(out.slice(out.indexOf('\n') + 1));
   };
 }
 
@@ -117,6 +148,8 @@ export async function run() {
   const { dir } = makeTempDir('svb-sink');
   const sink = join(dir, 'sink.mjs');
   writeFileSync(sink, SINK);
+  const prober = join(dir, 'prober.mjs');
+  writeFileSync(prober, PROBER);
   const body = Buffer.alloc(BODY_BYTES, 'x');
   const head = '{"model":"sink","messages":[{"role":"user","content":"';
   body.write(head, 0);
@@ -156,7 +189,7 @@ port = ${gatewayPort}
 
     // Through the gateway.
     const stopRss = sampleRss(pid);
-    const stopHealth = sampleHealth(gatewayPort);
+    const stopHealth = await sampleHealth(prober, gatewayPort);
     const g0 = performance.now();
     const results = await Promise.all(Array.from({ length: CLIENTS }, () => post(gatewayPort, body)));
     const gatewayS = (performance.now() - g0) / 1000;
@@ -177,7 +210,7 @@ port = ${gatewayPort}
 
     // One body nested 30 million deep.
     const brackets = Buffer.alloc(30_000_000, '[');
-    const stopDeepHealth = sampleHealth(gatewayPort, 20);
+    const stopDeepHealth = await sampleHealth(prober, gatewayPort, 20);
     await sleep(100);
     const deep = await post(gatewayPort, brackets);
     await sleep(100);

@@ -19,6 +19,8 @@ export const GATEWAY_DEFAULTS = Object.freeze({
   waitReadyS: 60,
   drainTimeoutS: 30,
   maxBodyBytes: 32 * 1024 * 1024,
+  /** All bodies being read or forwarded, together: a few of the largest at once. */
+  bodyMemoryBytes: 96 * 1024 * 1024,
 });
 
 /** `[gateway]`. */
@@ -52,6 +54,16 @@ export const gatewaySchema = z.partial(
         z.maximum(1024 * 1024 * 1024),
         z.describe('Largest request body; more is 413 (default 33554432 = 32 MiB)'),
       ),
+    body_memory_bytes: z
+      .number()
+      .check(
+        z.int(),
+        z.minimum(1024),
+        z.maximum(64 * 1024 * 1024 * 1024),
+        z.describe(
+          'Memory for request bodies, all requests together; a body that does not fit waits its turn (up to wait_ready_s, at most 30 s), then 503 (default 100663296 = 96 MiB, at least max_body_bytes)',
+        ),
+      ),
     models: z
       .record(z.string().check(z.minLength(1)), z.string().check(z.minLength(1)))
       .check(z.describe('Glob pattern → instance name or alias, first match wins, e.g. "claude-*haiku*" = "small"')),
@@ -77,6 +89,8 @@ export interface GatewayPlan {
   waitReadyMs: number;
   drainTimeoutMs: number;
   maxBodyBytes: number;
+  /** The memory all request bodies may hold at once (>= maxBodyBytes). */
+  bodyMemoryBytes: number;
   models: ModelRule[];
 }
 
@@ -90,6 +104,7 @@ export const GATEWAY_OFF: Readonly<GatewayPlan> = Object.freeze({
   waitReadyMs: GATEWAY_DEFAULTS.waitReadyS * 1000,
   drainTimeoutMs: GATEWAY_DEFAULTS.drainTimeoutS * 1000,
   maxBodyBytes: GATEWAY_DEFAULTS.maxBodyBytes,
+  bodyMemoryBytes: GATEWAY_DEFAULTS.bodyMemoryBytes,
   models: [],
 });
 
@@ -154,6 +169,11 @@ export function makeGatewayPlan(
   const clash = enabledInstances.find((i) => i.port === port);
   if (enabled && clash) error(['port'], `port ${port} is also used by instance "${clash.name}" (the gateway needs a port of its own)`);
 
+  const maxBodyBytes = t.max_body_bytes ?? GATEWAY_DEFAULTS.maxBodyBytes;
+  if (t.body_memory_bytes !== undefined && t.body_memory_bytes < maxBodyBytes) {
+    error(['body_memory_bytes'], `expected at least max_body_bytes (${maxBodyBytes}), got ${t.body_memory_bytes}: the largest body must fit`);
+  }
+
   const envKey = env[GATEWAY_API_KEY_ENV];
   let apiKey = envKey !== undefined && envKey !== '' ? envKey : (t.api_key ?? null);
   if (apiKey === null && enabled) apiKey = adoptInstanceKey(enabledInstances, issues);
@@ -165,7 +185,8 @@ export function makeGatewayPlan(
     defaultInstance,
     waitReadyMs: Math.round((t.wait_ready_s ?? GATEWAY_DEFAULTS.waitReadyS) * 1000),
     drainTimeoutMs: Math.round((t.drain_timeout_s ?? GATEWAY_DEFAULTS.drainTimeoutS) * 1000),
-    maxBodyBytes: t.max_body_bytes ?? GATEWAY_DEFAULTS.maxBodyBytes,
+    maxBodyBytes,
+    bodyMemoryBytes: t.body_memory_bytes ?? Math.max(GATEWAY_DEFAULTS.bodyMemoryBytes, maxBodyBytes),
     models,
   };
   return { plan: issues.some((i) => i.severity === 'error') ? null : plan, issues };

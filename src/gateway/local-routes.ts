@@ -1,6 +1,7 @@
 // The routes the gateway answers itself: Claude Code's startup probes and
 // telemetry, health, the model list and metrics. None touches an instance.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { BodyBudget } from './body-budget.ts';
 import type { InstanceRequestStats } from './in-flight.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import type { RouteTable } from './route-table.ts';
@@ -12,6 +13,8 @@ export interface LocalContext {
   routeTable: RouteTable;
   metrics: GatewayMetrics;
   stats(name: string): InstanceRequestStats;
+  /** The memory request bodies share (for /metrics). */
+  bodies: Pick<BodyBudget, 'used' | 'capacity' | 'waiting'>;
   /** When the gateway started (the models' `created` time). */
   startedAt: Date;
 }
@@ -33,7 +36,7 @@ export function answerLocal({ route, req, res, ctx }: { route: LocalRoute; req: 
     case 'models':
       return sendJson({ res, status: 200, body: makeModelList(ctx), head });
     case 'metrics': {
-      const text = ctx.metrics.render({ targets: ctx.targets.list(), stats: ctx.stats });
+      const text = ctx.metrics.render({ targets: ctx.targets.list(), stats: ctx.stats, bodies: ctx.bodies });
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(text) });
       res.end(text);
       return;

@@ -1,7 +1,8 @@
 // The gateway's Prometheus metrics: per-instance state and restarts (read from
 // the targets when scraped), requests by status, in-flight requests, a request
-// duration histogram and upstream errors. Recording is a few map updates;
+// duration histogram, upstream errors and the memory held for request bodies. Recording is a few map updates;
 // the text is built only when /metrics is asked for.
+import type { BodyBudget } from './body-budget.ts';
 import type { InstanceRequestStats } from './in-flight.ts';
 import { INSTANCE_STATES } from '../supervise/instance-machine.ts';
 import type { TargetView } from './targets.ts';
@@ -48,7 +49,15 @@ export class GatewayMetrics {
   }
 
   /** The Prometheus text exposition (format 0.0.4). */
-  render({ targets, stats }: { targets: readonly TargetView[]; stats: (name: string) => InstanceRequestStats }): string {
+  render({
+    targets,
+    stats,
+    bodies,
+  }: {
+    targets: readonly TargetView[];
+    stats: (name: string) => InstanceRequestStats;
+    bodies: Pick<BodyBudget, 'used' | 'capacity' | 'waiting'>;
+  }): string {
     const out: string[] = [];
     const family = (name: string, type: string, help: string) => out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
 
@@ -72,6 +81,13 @@ export class GatewayMetrics {
       const [instance, kind] = key.split('\0');
       out.push(`supervisor_gateway_upstream_errors_total{${labels({ instance, kind })}} ${n}`);
     }
+
+    family('supervisor_gateway_request_body_bytes', 'gauge', 'Bytes of request bodies the gateway holds now (body_memory_bytes is the most).');
+    out.push(`supervisor_gateway_request_body_bytes ${bodies.used}`);
+    family('supervisor_gateway_request_body_bytes_limit', 'gauge', 'body_memory_bytes: the most all request bodies may hold together.');
+    out.push(`supervisor_gateway_request_body_bytes_limit ${bodies.capacity}`);
+    family('supervisor_gateway_request_bodies_waiting', 'gauge', 'Requests whose body waits for room before it is read.');
+    out.push(`supervisor_gateway_request_bodies_waiting ${bodies.waiting}`);
 
     family('supervisor_gateway_request_duration_seconds', 'histogram', 'Time from request to the end of the response, per instance.');
     for (const [instance, h] of this.#durations) {

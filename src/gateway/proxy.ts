@@ -1,4 +1,4 @@
-// Forwards one buffered request to an instance and pipes the answer back as it
+// Forwards one read request body to an instance and pipes the answer back as it
 // arrives: no re-chunking, no parsing, so SSE events and `:` keep-alive pings
 // reach the client at once. A client that goes away aborts the upstream
 // request (llama-server then frees the slot); an instance that goes away
@@ -7,6 +7,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { makeStreamErrorEvent, type ErrorFlavor } from './error-shapes.ts';
 import { isEventStream, makeClientHeaders, makeUpstreamHeaders } from './headers.ts';
+import type { HeldBody } from './read-body.ts';
 
 /** Where a request goes. */
 export interface ForwardTarget {
@@ -57,7 +58,8 @@ export function forwardRequest({
 }: {
   req: IncomingMessage;
   res: ServerResponse;
-  body: Buffer;
+  /** Released as soon as the instance answers: a long stream does not hold its request body. */
+  body: HeldBody;
   target: ForwardTarget;
   agent: http.Agent;
   flavor: ErrorFlavor;
@@ -99,14 +101,20 @@ export function forwardRequest({
         noDelay: true,
       } as http.RequestOptions);
       upstream = request;
-      request.on('response', (upRes) => relayResponse(upRes));
+      request.on('response', (upRes) => {
+        // Answered: the body was taken, and no retry can need it.
+        body.release();
+        relayResponse(upRes);
+      });
       request.on('error', (error: NodeJS.ErrnoException) => {
         if (settled || response !== null) return;
         // A kept-alive connection the instance had just closed: the request never arrived, send it again once.
         if (retryStale && request.reusedSocket && error.code === 'ECONNRESET') return send(false);
         settle(NOT_CONNECTED.has(error.code ?? '') ? { kind: 'refused', error } : { kind: 'failed', error });
       });
-      request.end(body);
+      const { chunks } = body;
+      for (let i = 0; i < chunks.length - 1; i++) request.write(chunks[i]);
+      request.end(chunks.at(-1));
     };
 
     const relayResponse = (upRes: IncomingMessage) => {

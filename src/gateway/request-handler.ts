@@ -1,11 +1,12 @@
 // One request through the gateway: match the route, check the key, answer
-// locally or read the body, pick the instance from `model`, wait at the drain
+// locally or read the body (within the body budget), pick the instance from `model`, wait at the drain
 // gate and for readiness (bounded), forward, and account for it. Every refusal
 // is an error in the client's SDK shape; the hot path (gate open, instance
 // ready) does no waiting and allocates no timers.
 import type http from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
+import type { BodyBudget } from './body-budget.ts';
 import { getErrorFlavor, sendError, type ErrorFlavor } from './error-shapes.ts';
 import type { GatewayPlan } from '../config/gateway-plan.ts';
 import type { InFlightTracker } from './in-flight.ts';
@@ -13,7 +14,8 @@ import { answerLocal } from './local-routes.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import { forwardRequest, type ForwardOutcome } from './proxy.ts';
 import { decideReadiness, RETRY_AFTER_S, type Refusal, type WaitHistory } from './readiness.ts';
-import { readBody } from './read-body.ts';
+import { readBody, type HeldBody } from './read-body.ts';
+import type { BodyFields } from './body-scan.ts';
 import type { RouteTable } from './route-table.ts';
 import { getPathname, matchRoute } from './routes.ts';
 import type { GatewayTargets } from './targets.ts';
@@ -24,6 +26,11 @@ const MAX_REFUSED_ATTEMPTS = 3;
 const REFUSED_RECHECK_MS = 1000;
 /** Status recorded for a client that went away before its answer was complete (nginx's convention). */
 const CLIENT_CLOSED = 499;
+/**
+ * A body waits this long at most for room in the body budget (within wait_ready_s): the
+ * server's requestTimeout (120 s) counts while a body is not read, and would answer 408 itself.
+ */
+const MAX_BODY_WAIT_MS = 30_000;
 
 export interface GatewayLog {
   info(obj: object, msg: string): void;
@@ -44,6 +51,8 @@ export interface HandlerDeps {
   current(): ServingConfig;
   targets: GatewayTargets;
   inFlight: InFlightTracker;
+  /** The memory all request bodies share. */
+  bodyBudget: BodyBudget;
   metrics: GatewayMetrics;
   agent: http.Agent;
   log: GatewayLog;
@@ -55,7 +64,7 @@ export interface HandlerDeps {
 export function makeRequestHandler(deps: HandlerDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const { targets, inFlight, metrics, log } = deps;
   const debug = log.debug && log.isLevelEnabled?.('debug') ? log.debug.bind(log) : null;
-  const localContext = { targets, metrics, startedAt: deps.startedAt, stats: (name: string) => inFlight.stats(name) };
+  const localContext = { targets, metrics, bodies: deps.bodyBudget, startedAt: deps.startedAt, stats: (name: string) => inFlight.stats(name) };
 
   const refuse = ({ res, flavor, refusal, instance, started, head = false }: { res: ServerResponse; flavor: ErrorFlavor; refusal: Refusal; instance: string; started: number; head?: boolean }) => {
     sendError({ res, flavor, status: refusal.status, message: refusal.message, headers: refusal.headers, head });
@@ -91,20 +100,6 @@ export function makeRequestHandler(deps: HandlerDeps): (req: IncomingMessage, re
   };
 
   async function proxy({ req, res, config, flavor, pathname, started }: { req: IncomingMessage; res: ServerResponse; config: ServingConfig; flavor: ErrorFlavor; pathname: string; started: number }): Promise<void> {
-    const read = await readBody(req, config.plan.maxBodyBytes);
-    if (!read.ok) {
-      if (read.reason === 'aborted') return;
-      const refusal = { status: 413 as const, message: `request body larger than max_body_bytes (${config.plan.maxBodyBytes})`, headers: { connection: 'close' } };
-      return refuse({ res, flavor, refusal, instance: '', started });
-    }
-    const parsed = readModel(read.body);
-    if (!parsed.ok) return refuse({ res, flavor, refusal: { status: 400, message: parsed.message }, instance: '', started });
-    const route = config.routeTable.resolve(parsed.model);
-    if (route === null) {
-      const message = `no instance serves model ${JSON.stringify(parsed.model)} and there is no default (known: ${config.routeTable.known.join(', ') || 'none'})`;
-      return refuse({ res, flavor, refusal: { status: 404, message }, instance: '', started });
-    }
-    const name = route.instance;
     // count_tokens is never held: Claude Code estimates locally when it fails.
     const waitMs = pathname === '/v1/messages/count_tokens' ? 0 : config.plan.waitReadyMs;
     const deadline = started + waitMs;
@@ -118,6 +113,56 @@ export function makeRequestHandler(deps: HandlerDeps): (req: IncomingMessage, re
       }
       return controller.signal;
     };
+    const read = await readBody(req, { maxBytes: config.plan.maxBodyBytes, budget: deps.bodyBudget, waitMs: Math.min(waitMs, MAX_BODY_WAIT_MS), signal });
+    if (!read.ok) {
+      if (read.reason === 'aborted') return;
+      if (read.reason === 'invalid') return refuse({ res, flavor, refusal: { status: 400, message: read.message }, instance: '', started });
+      if (read.reason === 'busy') {
+        const held = Math.round(deps.bodyBudget.used / (1024 * 1024));
+        const message = `the gateway already holds ${held} MiB of request bodies (body_memory_bytes ${deps.bodyBudget.capacity}); retry shortly`;
+        return refuse({ res, flavor, refusal: { status: 503, message, headers: { 'retry-after': String(RETRY_AFTER_S) } }, instance: '', started });
+      }
+      const refusal = { status: 413 as const, message: `request body larger than max_body_bytes (${config.plan.maxBodyBytes})`, headers: { connection: 'close' } };
+      return refuse({ res, flavor, refusal, instance: '', started });
+    }
+    const { body, fields } = read;
+    try {
+      await forwardToInstance({ req, res, config, flavor, pathname, started, body, fields, deadline, signal });
+    } finally {
+      body.release();
+    }
+  }
+
+  // Picks the instance from the body's fields, waits for it (bounded) and forwards.
+  async function forwardToInstance({
+    req,
+    res,
+    config,
+    flavor,
+    pathname,
+    started,
+    body,
+    fields,
+    deadline,
+    signal,
+  }: {
+    req: IncomingMessage;
+    res: ServerResponse;
+    config: ServingConfig;
+    flavor: ErrorFlavor;
+    pathname: string;
+    started: number;
+    body: HeldBody;
+    fields: BodyFields;
+    deadline: number;
+    signal: () => AbortSignal;
+  }): Promise<void> {
+    const route = config.routeTable.resolve(fields.model);
+    if (route === null) {
+      const message = `no instance serves model ${JSON.stringify(fields.model)} and there is no default (known: ${config.routeTable.known.join(', ') || 'none'})`;
+      return refuse({ res, flavor, refusal: { status: 404, message }, instance: '', started });
+    }
+    const name = route.instance;
     const history: WaitHistory = { sawTransition: false, usedStoppedGrace: false };
     let refusedAttempts = 0;
     for (;;) {
@@ -136,7 +181,7 @@ export function makeRequestHandler(deps: HandlerDeps): (req: IncomingMessage, re
         // The gate may have closed while we looked: then wait at it again.
         if (!inFlight.isOpen(name)) continue;
         const end = inFlight.begin(name);
-        const outcome = await forwardRequest({ req, res, body: read.body, target: target!, agent: deps.agent, flavor, oneShot: parsed.stream });
+        const outcome = await forwardRequest({ req, res, body, target: target!, agent: deps.agent, flavor, oneShot: fields.stream });
         end();
         const next = accountFor({ outcome, name, pathname, started });
         if (next === 'done') return;
@@ -180,18 +225,4 @@ export function makeRequestHandler(deps: HandlerDeps): (req: IncomingMessage, re
         return 'retry';
     }
   }
-}
-
-/** The body's `model` (undefined when absent) and `stream`, or why the body is not a JSON object. */
-function readModel(body: Buffer): { ok: true; model: unknown; stream: boolean } | { ok: false; message: string } {
-  let value: unknown;
-  try {
-    value = JSON.parse(body.toString('utf8'));
-  } catch (err) {
-    if (!(err instanceof SyntaxError)) throw err;
-    return { ok: false, message: `request body is not valid JSON: ${err.message}` };
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { ok: false, message: 'request body must be a JSON object' };
-  const fields = value as Record<string, unknown>;
-  return { ok: true, model: fields.model, stream: fields.stream === true };
 }

@@ -5,6 +5,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SupervisorError } from '../errors.ts';
 import type { GatewayPlan } from '../config/gateway-plan.ts';
+import { BodyBudget } from './body-budget.ts';
 import { InFlightTracker, type DrainHandle, type InstanceRequestStats } from './in-flight.ts';
 import { GatewayMetrics } from './metrics.ts';
 import { makeUpstreamAgent } from './proxy.ts';
@@ -67,8 +68,9 @@ export async function startGateway({
   const inFlight = new InFlightTracker();
   const metrics = new GatewayMetrics();
   const agent = makeUpstreamAgent();
+  const bodyBudget: BodyBudget = new BodyBudget(plan.bodyMemoryBytes, { onIdle: makeBodyMemoryReturn(() => bodyBudget.used === 0) });
   let serving = makeServingConfig(plan, targets);
-  const handler = makeRequestHandler({ current: () => serving, targets, inFlight, metrics, agent, log, startedAt: new Date() });
+  const handler = makeRequestHandler({ current: () => serving, targets, inFlight, bodyBudget, metrics, agent, log, startedAt: new Date() });
   let server: http.Server | null = null;
   let address: { host: string; port: number } | null = null;
   let closed: Promise<void> | null = null;
@@ -113,6 +115,7 @@ export async function startGateway({
     async reload(next) {
       const previous = serving.plan;
       serving = makeServingConfig(next, targets);
+      bodyBudget.setCapacity(next.bodyMemoryBytes);
       const moved = previous.host !== next.host || previous.port !== next.port;
       if (server && (!next.enabled || moved)) await stopListening();
       if (next.enabled && !server) await listen(next);
@@ -126,6 +129,30 @@ export async function startGateway({
     },
   };
   return gateway;
+}
+
+/** Bytes of bodies after which an idle gateway returns their memory (smaller bursts leave little behind). */
+const RETURN_AFTER_BYTES = 64 * 1024 * 1024;
+/** ... once no body has been read for this long. */
+const RETURN_IDLE_MS = 1000;
+
+// Counts the bytes of bodies released since memory was last returned; once that is at
+// least RETURN_AFTER_BYTES and no body has been held for RETURN_IDLE_MS, returns it.
+function makeBodyMemoryReturn(isIdle: () => boolean): (releasedBytes: number) => void {
+  let since = 0;
+  let timer: NodeJS.Timeout | null = null;
+  return (releasedBytes) => {
+    since += releasedBytes;
+    if (since < RETURN_AFTER_BYTES || timer) return;
+    timer = setTimeout(() => {
+      timer = null;
+      // Busy again: the next idle moment tries again.
+      if (!isIdle()) return;
+      since = 0;
+      void import('./memory-return.ts').then(({ returnFreedMemory }) => returnFreedMemory());
+    }, RETURN_IDLE_MS);
+    timer.unref();
+  };
 }
 
 // The route table and key check are computed here, once per (re)load.

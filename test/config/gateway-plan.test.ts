@@ -38,7 +38,7 @@ const errors = (toml: string, env = {}) => {
 };
 
 describe('makeGatewayPlan', () => {
-  it('defaults: enabled, 0.0.0.0:11899, no key, first enabled instance, 60 s / 30 s / 32 MiB', () => {
+  it('defaults: enabled, 0.0.0.0:11899, no key, first enabled instance, 60 s / 30 s / 32 MiB / 96 MiB', () => {
     const { plan, issues } = makeGatewayPlan(undefined, launchPlan());
     expect(issues).toEqual([]);
     expect(plan).toEqual({
@@ -50,6 +50,7 @@ describe('makeGatewayPlan', () => {
       waitReadyMs: 60_000,
       drainTimeoutMs: 30_000,
       maxBodyBytes: 32 * 1024 * 1024,
+      bodyMemoryBytes: 96 * 1024 * 1024,
       models: [],
     });
     expect(GATEWAY_DEFAULTS.port).toBe(11899);
@@ -72,6 +73,7 @@ default = "qwen-small"
 wait_ready_s = 1.5
 drain_timeout_s = 0
 max_body_bytes = 2048
+body_memory_bytes = 4096
 [gateway.models]
 "claude-*haiku*" = "small"
 "claude-*" = "glm4"
@@ -89,6 +91,7 @@ max_body_bytes = 2048
       waitReadyMs: 1500,
       drainTimeoutMs: 0,
       maxBodyBytes: 2048,
+      bodyMemoryBytes: 4096,
       models: [
         { pattern: 'claude-*haiku*', instance: 'small' },
         { pattern: 'claude-*', instance: 'glm' },
@@ -135,6 +138,9 @@ max_body_bytes = 2048
     expect(errors('[gateway]\nport = "80"')).toEqual([{ path: 'gateway.port', message: expect.stringMatching(/expected a number, got "80"/) }]);
     expect(errors('[gateway]\nenable = "yes"')).toEqual([{ path: 'gateway.enable', message: expect.stringMatching(/expected true or false/) }]);
     expect(errors('[gateway]\nwait_ready_s = -1')).toEqual([{ path: 'gateway.wait_ready_s', message: expect.stringMatching(/at least 0/) }]);
+    expect(errors('[gateway]\nmax_body_bytes = 4096\nbody_memory_bytes = 2048')).toEqual([{ path: 'gateway.body_memory_bytes', message: 'expected at least max_body_bytes (4096), got 2048: the largest body must fit' }]);
+    // Unset, it grows with max_body_bytes.
+    expect(makeGatewayPlan(table('[gateway]\nmax_body_bytes = 536870912'), launchPlan()).plan?.bodyMemoryBytes).toBe(536870912);
     expect(errors('[gateway]\nmax_body_bytes = 10')).toEqual([{ path: 'gateway.max_body_bytes', message: expect.stringMatching(/at least 1024/) }]);
     expect(errors('[gateway]\napi_key = ""')).toEqual([{ path: 'gateway.api_key', message: expect.any(String) }]);
     expect(errors('[gateway.models]\n"claude-*" = 3')).toEqual([{ path: 'gateway.models.claude-*', message: expect.stringMatching(/expected a string/) }]);

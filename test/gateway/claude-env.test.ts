@@ -16,6 +16,7 @@ const gateway: GatewayPlan = {
   waitReadyMs: 60_000,
   drainTimeoutMs: 30_000,
   maxBodyBytes: 1024,
+  bodyMemoryBytes: 1024,
   models: [],
 };
 const instances = [

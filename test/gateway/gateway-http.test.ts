@@ -4,7 +4,7 @@ import http from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { makeLaunchPlan } from '../../src/config/launch-plan.ts';
 import { startGateway, type Gateway } from '../../src/gateway/server.ts';
-import { connect, makeFakeTargets, quietLog, rawRequest, sleep, startUpstream, testPlan, type Upstream } from './support.ts';
+import { connect, makeFakeTargets, quietLog, rawRequest, sleep, startUpstream, testPlan, waitUntil, type Upstream } from './support.ts';
 
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
 afterEach(async () => {
@@ -229,6 +229,92 @@ describe('refusals in the SDK shapes', () => {
     expect(stopped.headers['x-should-retry']).toBe('false');
     targets.update('a', { state: 'ready', enabled: false });
     expect((await post('/v1/chat/completions', chatBody)).headers['x-should-retry']).toBe('false');
+  });
+});
+
+describe('request bodies', () => {
+  const metric = async (port: number, name: string) => {
+    const text = (await rawRequest({ port, method: 'GET', path: '/metrics' })).text;
+    return Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(text)?.[1]);
+  };
+
+  it('are held within body_memory_bytes in total: a body that does not fit waits unread, then goes, or gets 503 retry-after', async () => {
+    const answers: Array<() => void> = [];
+    const { post, port, upstream } = await setup({
+      plan: { maxBodyBytes: 64 * 1024, bodyMemoryBytes: 64 * 1024, waitReadyMs: 1500 },
+      upstreamHandler: (_req, res) => {
+        answers.push(() => {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end('{"ok":true}');
+        });
+      },
+    });
+    const body = JSON.stringify({ ...chatBody, pad: 'x'.repeat(40 * 1024) });
+    const first = post('/v1/messages', body);
+    await waitUntil(() => answers.length === 1, 'the first body at the instance');
+    expect(await metric(port, 'supervisor_gateway_request_body_bytes')).toBe(Buffer.byteLength(body));
+    // No room for a second one while the first is held: it waits, unread.
+    const second = post('/v1/messages', body);
+    await waitUntil(async () => (await metric(port, 'supervisor_gateway_request_bodies_waiting')) === 1, 'the second body to wait');
+    expect(upstream.seen).toHaveLength(1);
+    // The instance answers the first: its body is given back, and the second goes.
+    answers[0]();
+    expect((await first).status).toBe(200);
+    await waitUntil(() => answers.length === 2, 'the second body at the instance');
+    answers[1]();
+    expect((await second).status).toBe(200);
+    expect(await metric(port, 'supervisor_gateway_request_body_bytes')).toBe(0);
+
+    // Held longer than wait_ready_s: 503 with retry-after, in the SDK's shape; nothing forwarded.
+    const third = post('/v1/messages', body);
+    await waitUntil(() => answers.length === 3, 'the third body at the instance');
+    const t0 = Date.now();
+    const refused = await post('/v1/chat/completions', body);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1400);
+    expect(refused.status).toBe(503);
+    expect(refused.headers['retry-after']).toBe('5');
+    expect(refused.json()).toMatchObject({ error: { type: 'unavailable_error', message: expect.stringContaining('body_memory_bytes') } });
+    expect(upstream.seen).toHaveLength(3);
+    answers[2]();
+    expect((await third).status).toBe(200);
+  });
+
+  it('a body of many chunks reaches the instance byte for byte', async () => {
+    const { port, upstream } = await setup({ plan: { maxBodyBytes: 4 * 1024 * 1024, bodyMemoryBytes: 4 * 1024 * 1024 } });
+    const raw = Buffer.from(`{"model":"tiny-a","messages":[${Array.from({ length: 20_000 }, (_, i) => `{"role":"user","content":"héllo ${i} \\n 😀"}`).join(',')}],"stream":false}`);
+    const res = await new Promise<number>((resolve, reject) => {
+      const req = http.request({ port, host: '127.0.0.1', method: 'POST', path: '/v1/messages', headers: { 'content-type': 'application/json', 'content-length': raw.length } }, (r) => {
+        r.resume();
+        resolve(r.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      // Odd-sized writes: chunk borders fall inside strings, escapes and multi-byte characters.
+      for (let at = 0; at < raw.length; at += 7919) req.write(raw.subarray(at, at + 7919));
+      req.end();
+    });
+    expect(res).toBe(200);
+    expect(Buffer.from(upstream.seen[0].body).equals(raw)).toBe(true);
+  });
+
+  it('a 30 MB body nested 30 million deep: a clear 400, and the gateway answers others meanwhile', async () => {
+    const { port, upstream } = await setup({ plan: { maxBodyBytes: 32 * 1024 * 1024, bodyMemoryBytes: 32 * 1024 * 1024 } });
+    const deep = Buffer.alloc(30_000_000, '[');
+    deep.write('{"model":"tiny-a","a":');
+    let answered = false;
+    const refused = rawRequest({ port, path: '/v1/chat/completions', body: deep }).finally(() => (answered = true));
+    // /health, one after another, until the body is answered: none may wait behind it.
+    const healthMs: number[] = [];
+    while (!answered) {
+      const t0 = Date.now();
+      expect((await rawRequest({ port, method: 'GET', path: '/health' })).status).toBe(200);
+      healthMs.push(Date.now() - t0);
+    }
+    const res = await refused;
+    expect(res.status).toBe(400);
+    expect(res.json()).toMatchObject({ error: { type: 'invalid_request_error', message: 'request body is nested deeper than 512 levels', src: 'gateway' } });
+    // JSON.parse of this body held the event loop for seconds; a scan that stops at depth 512 does not.
+    expect(Math.max(...healthMs)).toBeLessThan(1000);
+    expect(upstream.seen).toEqual([]);
   });
 });
 

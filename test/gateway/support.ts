@@ -18,6 +18,7 @@ export function testPlan(overrides: Partial<GatewayPlan> = {}): GatewayPlan {
     waitReadyMs: 5_000,
     drainTimeoutMs: 5_000,
     maxBodyBytes: 64 * 1024,
+    bodyMemoryBytes: 256 * 1024,
     models: [],
     ...overrides,
   };
@@ -93,9 +94,11 @@ export async function startUpstream(
 ): Promise<Upstream> {
   const seen: Upstream['seen'] = [];
   const server = http.createServer((req, res) => {
-    let body = '';
-    req.on('data', (c: Buffer) => (body += c));
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
+      // Decoded whole: a character may be split between chunks.
+      const body = Buffer.concat(chunks).toString('utf8');
       seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body });
       handler(req, res, body);
     });
@@ -148,3 +151,12 @@ export function connect(port: number): Promise<net.Socket> {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Resolves once `check()` holds (polled every 5 ms); rejects naming `what` after `timeoutMs`. */
+export async function waitUntil(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(5);
+  }
+}

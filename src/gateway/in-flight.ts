@@ -10,6 +10,8 @@ export interface InstanceRequestStats {
   inflight: number;
   /** Requests forwarded to the instance since the daemon started. */
   requests: number;
+  /** Requests held at its drain gate right now. */
+  held: number;
 }
 
 /** What drain reports; `release()` opens the gate again (idempotent). */
@@ -124,6 +126,6 @@ export class InFlightTracker {
   /** The counters of `name` (zeros for an instance never seen). */
   stats(name: string): InstanceRequestStats {
     const entry = this.#entries.get(name);
-    return { inflight: entry?.inflight ?? 0, requests: entry?.requests ?? 0 };
+    return { inflight: entry?.inflight ?? 0, requests: entry?.requests ?? 0, held: entry?.gateWaiters.size ?? 0 };
   }
 }

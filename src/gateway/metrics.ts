@@ -70,6 +70,9 @@ export class GatewayMetrics {
     family('supervisor_gateway_requests_in_flight', 'gauge', 'Requests being answered by each instance.');
     for (const t of targets) out.push(`supervisor_gateway_requests_in_flight{${labels({ instance: t.name })}} ${stats(t.name).inflight}`);
 
+    family('supervisor_gateway_requests_held', 'gauge', 'Requests held at the drain gate of each instance (it is restarting).');
+    for (const t of targets) out.push(`supervisor_gateway_requests_held{${labels({ instance: t.name })}} ${stats(t.name).held}`);
+
     family('supervisor_gateway_requests_total', 'counter', 'Requests answered, by instance and HTTP status (instance "" when none was chosen).');
     for (const [key, n] of this.#requests) {
       const [instance, code] = key.split('\0');

@@ -322,14 +322,13 @@ describe('waiting for an instance', () => {
   it('starting: the request is held, then forwarded once ready', async () => {
     const { post, targets, upstream } = await setup();
     targets.setState('a', 'starting');
-    const t0 = Date.now();
     const pending = post('/v1/messages', chatBody);
-    await sleep(300);
+    await waitUntil(() => targets.waits('a') === 1, 'the request to be held');
     expect(upstream.seen).toEqual([]);
     targets.setState('a', 'ready');
     const res = await pending;
     expect(res.status).toBe(200);
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(290);
+    expect(upstream.seen).toHaveLength(1);
   });
 
   it('still starting after wait_ready_s → 503 with retry-after; count_tokens does not wait', async () => {
@@ -353,9 +352,10 @@ describe('waiting for an instance', () => {
     const { post, targets } = await setup();
     targets.update('a', { state: 'stopped', notStartedYet: true });
     const pending = post('/v1/messages', chatBody);
-    await sleep(100);
+    // Each change only once the request waits on it, so it sees every state.
+    await waitUntil(() => targets.waits('a') === 1, 'the request to wait while stopped');
     targets.update('a', { state: 'starting', notStartedYet: false });
-    await sleep(50);
+    await waitUntil(() => targets.waits('a') === 2, 'the request to wait while starting');
     targets.setState('a', 'ready');
     expect((await pending).status).toBe(200);
   });
@@ -364,11 +364,12 @@ describe('waiting for an instance', () => {
     const { post, targets } = await setup();
     targets.setState('a', 'stopping');
     const pending = post('/v1/messages', chatBody);
-    await sleep(50);
+    // Each change only once the request waits on it, so it sees every state.
+    await waitUntil(() => targets.waits('a') === 1, 'the request to wait while stopping');
     targets.setState('a', 'stopped');
-    await sleep(50);
+    await waitUntil(() => targets.waits('a') === 2, 'the request to wait out stopped');
     targets.setState('a', 'starting');
-    await sleep(50);
+    await waitUntil(() => targets.waits('a') === 3, 'the request to wait while starting');
     targets.setState('a', 'ready');
     expect((await pending).status).toBe(200);
   });
@@ -397,28 +398,28 @@ describe('drain', () => {
     });
     const slow = post('/v1/messages', { ...chatBody, slow: true });
     // In flight once the upstream holds it (a fixed sleep lost this race on a loaded machine).
-    while (upstream.seen.length === 0) await sleep(10);
-    expect(gateway.stats('a')).toEqual({ inflight: 1, requests: 1 });
-    let drainedAt = 0;
+    await waitUntil(() => upstream.seen.length === 1, 'the slow request at the instance');
+    expect(gateway.stats('a')).toEqual({ inflight: 1, requests: 1, held: 0 });
+    let drained = false;
     const draining = gateway.drain('a', 5000).then((h) => {
-      drainedAt = Date.now();
+      drained = true;
       return h;
     });
     const held = post('/v1/messages', chatBody);
-    await sleep(100);
-    expect(drainedAt).toBe(0);
+    await waitUntil(() => gateway.stats('a').held === 1, 'the new request to be held at the gate');
+    // Still in flight: the drain waits, the held request stays held.
+    expect(drained).toBe(false);
     expect(upstream.seen).toHaveLength(1);
-    const finishedAt = Date.now();
     release();
     expect((await slow).status).toBe(200);
     const handle = await draining;
     expect(handle).toMatchObject({ drained: true, inflight: 0 });
-    expect(drainedAt).toBeGreaterThanOrEqual(finishedAt);
-    await sleep(100);
+    // Drained but not released: the held request still waits at the gate.
+    expect(gateway.stats('a')).toEqual({ inflight: 0, requests: 1, held: 1 });
     expect(upstream.seen).toHaveLength(1);
     handle.release();
     expect((await held).status).toBe(200);
-    expect(gateway.stats('a')).toEqual({ inflight: 0, requests: 2 });
+    expect(gateway.stats('a')).toEqual({ inflight: 0, requests: 2, held: 0 });
   });
 
   it('withDrain releases even when the restart throws', async () => {
@@ -450,8 +451,7 @@ describe('broken connections', () => {
       req.end(JSON.stringify({ ...chatBody, stream: true }));
     });
     await upstreamClosed;
-    await sleep(20);
-    expect(gateway.stats('a').inflight).toBe(0);
+    await waitUntil(() => gateway.stats('a').inflight === 0, 'the aborted request to leave the in-flight count');
   });
 
   it('an instance that dies mid-SSE: the client gets an error event and a clean end', async () => {

@@ -7,14 +7,14 @@ describe('InFlightTracker', () => {
     const a1 = t.begin('a');
     const a2 = t.begin('a');
     t.begin('b');
-    expect(t.stats('a')).toEqual({ inflight: 2, requests: 2 });
+    expect(t.stats('a')).toEqual({ inflight: 2, requests: 2, held: 0 });
     a1();
     a1();
-    expect(t.stats('a')).toEqual({ inflight: 1, requests: 2 });
+    expect(t.stats('a')).toEqual({ inflight: 1, requests: 2, held: 0 });
     a2();
-    expect(t.stats('a')).toEqual({ inflight: 0, requests: 2 });
-    expect(t.stats('b')).toEqual({ inflight: 1, requests: 1 });
-    expect(t.stats('never')).toEqual({ inflight: 0, requests: 0 });
+    expect(t.stats('a')).toEqual({ inflight: 0, requests: 2, held: 0 });
+    expect(t.stats('b')).toEqual({ inflight: 1, requests: 1, held: 0 });
+    expect(t.stats('never')).toEqual({ inflight: 0, requests: 0, held: 0 });
   });
 
   it('drain closes the gate, waits for in-flight requests, and release opens it for the held ones', async () => {
@@ -29,6 +29,7 @@ describe('InFlightTracker', () => {
     expect(t.isOpen('b')).toBe(true);
     let admitted = false;
     const held = t.whenOpen('a').then((ok) => (admitted = ok));
+    expect(t.stats('a').held).toBe(1);
     await new Promise((r) => setTimeout(r, 20));
     expect(drained).toBe(false);
     end();
@@ -37,6 +38,7 @@ describe('InFlightTracker', () => {
     await new Promise((r) => setTimeout(r, 5));
     expect(admitted).toBe(false);
     handle.release();
+    expect(t.stats('a').held).toBe(0);
     await held;
     expect(admitted).toBe(true);
     expect(t.isOpen('a')).toBe(true);

@@ -218,7 +218,13 @@ describe('broken connections', () => {
     })().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(Anthropic.APIError);
     expect((err as InstanceType<typeof Anthropic.APIError>).error).toMatchObject({ type: 'error', error: { type: 'api_error', message: expect.stringMatching(/closed the connection/), src: 'gateway' } });
-    expect((await fetch(`${sv.url}/health`)).status).toBeLessThan(600);
+    // The gateway stays up: /health answers, the other instance is still ready, this one is on its way back
+    // (200 only once it is ready again).
+    const health = await fetch(`${sv.url}/health`);
+    const states = Object.fromEntries(((await health.json()) as { instances: { name: string; state: string }[] }).instances.map((i) => [i.name, i.state]));
+    expect(states['gw-a']).toBe('ready');
+    expect(['ready', 'backoff', 'starting']).toContain(states['gw-b']);
+    expect(health.status).toBe(states['gw-b'] === 'ready' ? 200 : 503);
     // Crashed → backoff → starting → ready: held by the gateway, then served.
     const again = await anthropic.messages.create({ model: 'tiny-b', max_tokens: 2, messages: user });
     expect(again.model).toBe('tiny-b');
@@ -234,17 +240,16 @@ describe('drain', () => {
     const order: string[] = [];
     const stream = anthropic.messages.stream({ model: 'tiny-a', max_tokens: 1500, messages: user });
     await new Promise<void>((resolve) => stream.on('streamEvent', (e) => e.type === 'content_block_delta' && resolve()));
-    const drainCalledAt = Date.now();
-    let restartAt = 0;
+    // In flight when the drain starts, finished when the restart begins.
+    expect(sv.gateway.stats('gw-a').inflight).toBe(1);
     let inflightAtRestart = -1;
     const restart = sv.gateway.withDrain(['gw-a'], async () => {
-      restartAt = Date.now();
       inflightAtRestart = sv.gateway.stats('gw-a').inflight;
       order.push('restart begins');
       await instance.restart('test restart');
       order.push('restarted');
     });
-    await sleep(50);
+    // withDrain closed the gate before returning: this request is held there.
     const during = anthropic.messages.create({ model: 'tiny-a', max_tokens: 2, messages: user }).then((m) => {
       order.push('held request served');
       return m;
@@ -256,8 +261,6 @@ describe('drain', () => {
     await restart;
     expect((await during).model).toBe('tiny-a');
     expect(order).toEqual(['restart begins', 'restarted', 'held request served']);
-    // 1500 tokens take well over a second on the tiny model: the restart waited for them.
-    expect(restartAt - drainCalledAt).toBeGreaterThan(500);
     expect(inflightAtRestart).toBe(0);
     expect(instance.status().pid).not.toBe(pid);
   });

@@ -46,7 +46,7 @@ describe('gateway over supervised fake servers', () => {
         expect(res.json().fake_server.port).toBe(ports.slow);
       }
       expect(Date.now() - t0).toBeGreaterThan(500);
-      expect(sv.gateway.stats('gw-slow')).toEqual({ inflight: 0, requests: 20 });
+      expect(sv.gateway.stats('gw-slow')).toEqual({ inflight: 0, requests: 20, held: 0 });
     } finally {
       process.off('warning', onWarning);
     }

@@ -35,12 +35,15 @@ export function quietLog(): GatewayLog & { events: { level: string; obj: object;
 export function makeFakeTargets(initial: Array<Partial<TargetView> & { name: string; port: number }>): GatewayTargets & {
   setState(name: string, state: TargetState): void;
   update(name: string, patch: Partial<TargetView>): void;
+  /** How many times a request has started waiting for a change of `name` (it waits again after each change it sees). */
+  waits(name: string): number;
 } {
   const views = new Map<string, TargetView>();
   for (const t of initial) {
     views.set(t.name, { aliases: [], host: '127.0.0.1', apiKey: null, enabled: true, state: 'ready', notStartedYet: false, restarts: 0, ...t });
   }
   const waiters = new Map<string, Set<() => void>>();
+  const waitCounts = new Map<string, number>();
   const wake = (name: string) => {
     for (const w of [...(waiters.get(name) ?? [])]) w();
   };
@@ -51,6 +54,7 @@ export function makeFakeTargets(initial: Array<Partial<TargetView> & { name: str
       return v ? { ...v } : undefined;
     },
     nextChange(name, timeoutMs, signal) {
+      waitCounts.set(name, (waitCounts.get(name) ?? 0) + 1);
       return new Promise((resolve) => {
         const set = waiters.get(name) ?? new Set();
         waiters.set(name, set);
@@ -75,6 +79,7 @@ export function makeFakeTargets(initial: Array<Partial<TargetView> & { name: str
       Object.assign(views.get(name)!, patch);
       wake(name);
     },
+    waits: (name) => waitCounts.get(name) ?? 0,
   };
 }
 

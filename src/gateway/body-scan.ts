@@ -267,8 +267,10 @@ export class BodyScanner {
           i++;
           break;
         case NUMBER_DOT:
+        case NUMBER_E_SIGN:
+          // A digit must follow '.' and an exponent's sign.
           if (!isDigit(c)) return this.#unexpected(c, i, 'a digit');
-          this.#state = NUMBER_FRACTION;
+          this.#state = this.#state === NUMBER_DOT ? NUMBER_FRACTION : NUMBER_EXPONENT;
           i++;
           break;
         case NUMBER_FRACTION:
@@ -282,11 +284,6 @@ export class BodyScanner {
           if (c === 0x2b || c === 0x2d) this.#state = NUMBER_E_SIGN;
           else if (isDigit(c)) this.#state = NUMBER_EXPONENT;
           else return this.#unexpected(c, i, 'a digit or a sign');
-          i++;
-          break;
-        case NUMBER_E_SIGN:
-          if (!isDigit(c)) return this.#unexpected(c, i, 'a digit');
-          this.#state = NUMBER_EXPONENT;
           i++;
           break;
         case NUMBER_EXPONENT:

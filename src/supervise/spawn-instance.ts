@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { SUPERVISOR_MARKER_ENV, type InstancePlan } from '../config/instance-plan.ts';
 import { SpawnError } from '../errors.ts';
-import { GATEWAY_API_KEY_ENV } from '../gateway/gateway-config.ts';
+import { GATEWAY_API_KEY_ENV } from '../config/gateway-plan.ts';
 import { spawnGroup, type ExitStatus } from '../process/spawn-group.ts';
 
 export type { ExitStatus };

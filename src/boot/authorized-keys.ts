@@ -52,7 +52,7 @@ export function parseAuthorizedKeys(text: string): { keys: string[]; invalid: st
 }
 
 /** `type blob` of an authorized_keys line (options and comment ignored); null when the line holds no key. */
-export function getKeyIdentity(line: string): string | null {
+function getKeyIdentity(line: string): string | null {
   const words = line.trim().split(/\s+/);
   for (let i = 0; i + 1 < words.length; i += 1) {
     if (KEY_TYPE.test(words[i]) && KEY_BLOB.test(words[i + 1])) return `${words[i]} ${words[i + 1]}`;

@@ -7,7 +7,7 @@ import { constants } from 'node:fs';
 import { access, mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describeError, errnoOf, readDirOrEmpty, writeFileAtomic } from './atomic-fs.ts';
-import { silentBootLog } from './boot-log.ts';
+import { silentLog } from '../logging/log.ts';
 import { makeEmptyHookResult, runHook, type HookResult, type HookRunOptions } from './run-hook.ts';
 
 /** Upstream's two stages: stage-1 hooks run before the /soft links, stage-2 after. */
@@ -64,14 +64,14 @@ export async function runStageHooks({
   kind,
   ...options
 }: StageHooksOptions & { stage: HookStage; kind: HookKind }): Promise<StageHooksReport> {
-  const log = options.log ?? silentBootLog;
+  const log = options.log ?? silentLog;
   const dir = getHookDir(hooksDir, stage, kind);
   const markerPath = getMarkerPath(stateDir, stage);
   if (kind === 'on-first-run') {
     const existing = await readFirstRunMarker(markerPath);
     if (existing !== null) {
       const message = `first run already done (${existing}); first-run hooks skipped`;
-      log('info', `${stage} ${kind}: ${message}`, { event: 'boot-hooks-skipped', stage, marker: markerPath });
+      log.info({ event: 'boot-hooks-skipped', stage, marker: markerPath }, `${stage} ${kind}: ${message}`);
       return { stage, kind, dir, results: [], marker: { path: markerPath, state: 'present', message } };
     }
   }
@@ -81,19 +81,19 @@ export async function runStageHooks({
   const failed = results.filter((r) => !r.ok && !r.skipped);
   if (failed.length > 0) {
     const message = `marker not written: ${failed.map((r) => r.name).join(', ')} failed; first-run hooks run again at the next start`;
-    log('warn', `${stage} ${kind}: ${message}`, { event: 'boot-marker-not-written', stage, marker: markerPath });
+    log.warn({ event: 'boot-marker-not-written', stage, marker: markerPath }, `${stage} ${kind}: ${message}`);
     return { stage, kind, dir, results, marker: { path: markerPath, state: 'not-written', message } };
   }
   const marker: FirstRunMarker = { version: 1, stage, hooks: results.filter((r) => r.ok).map((r) => r.name), completed_at: new Date().toISOString() };
   await mkdir(stateDir, { recursive: true, mode: 0o755 });
   await writeFileAtomic(markerPath, `${JSON.stringify(marker, null, 2)}\n`);
   const message = `marker written (${marker.hooks.length} hook(s) ok)`;
-  log('info', `${stage} ${kind}: ${message}`, { event: 'boot-marker-written', stage, marker: markerPath });
+  log.info({ event: 'boot-marker-written', stage, marker: markerPath }, `${stage} ${kind}: ${message}`);
   return { stage, kind, dir, results, marker: { path: markerPath, state: 'written', message } };
 }
 
 /** A short description of an existing marker; null when there is none. */
-export async function readFirstRunMarker(path: string): Promise<string | null> {
+async function readFirstRunMarker(path: string): Promise<string | null> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -113,21 +113,21 @@ export async function readFirstRunMarker(path: string): Promise<string | null> {
 
 /** Runs every executable of a directory in lexical order; a failure does not stop the next hook (unless stopOnFailure). */
 export async function runHookDir({ dir, label, ...options }: HookRunOptions & { dir: string; label: string }): Promise<HookResult[]> {
-  const log = options.log ?? silentBootLog;
+  const log = options.log ?? silentLog;
   const results: HookResult[] = [];
   let entries: HookEntry[];
   try {
     entries = await listHooks(dir);
   } catch (err) {
     const message = `cannot read hook directory ${dir}: ${describeError(err)}`;
-    log('error', message, { event: 'boot-hook-dir-error', dir });
+    log.error({ event: 'boot-hook-dir-error', dir }, message);
     return [{ ...makeEmptyHookResult(label, dir), message }];
   }
   for (const entry of entries) {
     const name = `${label}/${entry.name}`;
     if (entry.problem !== null) {
       const message = `skipped: ${entry.problem}`;
-      log('warn', `hook ${name} ${message}`, { event: 'boot-hook-skipped', hook: name });
+      log.warn({ event: 'boot-hook-skipped', hook: name }, `hook ${name} ${message}`);
       results.push({ ...makeEmptyHookResult(name, entry.path), skipped: true, message });
       continue;
     }

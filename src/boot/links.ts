@@ -5,11 +5,11 @@
 import { chmod, lstat, mkdir, readdir, readlink, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { replaceSymlink, describeError, errnoOf, isDirectory, pathResolves } from './atomic-fs.ts';
-import { silentBootLog, type BootLog } from './boot-log.ts';
+import { silentLog, type Log } from '../logging/log.ts';
 import type { StepOutcome } from './steps.ts';
 
 /** The names under /soft, in upstream's order. */
-export const SOFT_LINK_NAMES = Object.freeze(['app', 'data', 'workspace'] as const);
+const SOFT_LINK_NAMES = Object.freeze(['app', 'data', 'workspace'] as const);
 
 /** Where the link trees live; tests point both at temp dirs. */
 export interface LinkRoots {
@@ -23,7 +23,7 @@ export interface LinkRoots {
 export interface LinkOptions extends LinkRoots {
   /** SUPERVISOR_CHMOD_VOLUMES: upstream's `chmod -R 777` of each mounted volume dir. */
   chmodVolumes?: boolean;
-  log?: BootLog;
+  log?: Log;
 }
 
 /** One link's result, with the paths for the log. */
@@ -37,7 +37,7 @@ const FULL_ACCESS = 0o777;
 const MAX_REPORTED_ERRORS = 3;
 
 /** Creates or repairs the three /soft links (and chmods volumes when asked); one outcome per link, plus one per chmod. */
-export async function linkSoftDirs({ softRoot = '/soft', hardRoot = '/hard', chmodVolumes = false, log = silentBootLog }: LinkOptions = {}): Promise<StepOutcome[]> {
+export async function linkSoftDirs({ softRoot = '/soft', hardRoot = '/hard', chmodVolumes = false, log = silentLog }: LinkOptions = {}): Promise<StepOutcome[]> {
   const outcomes: StepOutcome[] = [];
   await mkdir(softRoot, { recursive: true });
   for (const name of SOFT_LINK_NAMES) {
@@ -45,14 +45,14 @@ export async function linkSoftDirs({ softRoot = '/soft', hardRoot = '/hard', chm
     const hasVolume = await isDirectory(volume);
     if (hasVolume && chmodVolumes) outcomes.push(await chmodVolume({ dir: volume, log }));
     const outcome = await linkOne({ path: join(softRoot, name), target: hasVolume ? volume : join(hardRoot, 'image', name) });
-    log(outcome.state === 'ok' ? 'info' : 'warn', `${outcome.name}: ${outcome.message}`, { event: 'boot-link', path: outcome.path, target: outcome.target, state: outcome.state });
+    log[outcome.state === 'ok' ? 'info' : 'warn']({ event: 'boot-link', path: outcome.path, target: outcome.target, state: outcome.state }, `${outcome.name}: ${outcome.message}`);
     outcomes.push(outcome);
   }
   return outcomes;
 }
 
 /** Makes `path` a symlink to `target` unless something that is not a symlink is in the way. */
-export async function linkOne({ path, target }: { path: string; target: string }): Promise<LinkOutcome> {
+async function linkOne({ path, target }: { path: string; target: string }): Promise<LinkOutcome> {
   const startedAt = Date.now();
   const done = (state: StepOutcome['state'], message: string): LinkOutcome => ({
     name: `link ${path}`,
@@ -100,12 +100,12 @@ async function readExisting(path: string): Promise<string | null> {
 }
 
 // Upstream's rule: only when the volume dir itself is not 0777 yet, then the whole tree.
-async function chmodVolume({ dir, log }: { dir: string; log: BootLog }): Promise<StepOutcome> {
+async function chmodVolume({ dir, log }: { dir: string; log: Log }): Promise<StepOutcome> {
   const startedAt = Date.now();
   const name = `chmod ${dir}`;
   const mode = (await stat(dir)).mode & 0o7777;
   if (mode === FULL_ACCESS) return { name, state: 'skipped', message: 'already mode 777', startedAt, durationMs: Date.now() - startedAt };
-  log('info', `SUPERVISOR_CHMOD_VOLUMES: chmod -R 777 ${dir}`, { event: 'boot-chmod', dir });
+  log.info({ event: 'boot-chmod', dir }, `SUPERVISOR_CHMOD_VOLUMES: chmod -R 777 ${dir}`);
   const { changed, failed, errors } = await chmodTree({ root: dir, mode: FULL_ACCESS });
   const state = failed === 0 ? 'ok' : 'warning';
   const message = `chmod -R 777: ${changed} entries changed${failed ? `, ${failed} failed (${errors.join('; ')})` : ''}`;

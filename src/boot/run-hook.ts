@@ -3,12 +3,12 @@
 // and a result that reads the same for success and failure.
 import { StringDecoder } from 'node:string_decoder';
 import { runCommand } from '../process/run-command.ts';
-import { silentBootLog, type BootLog } from './boot-log.ts';
+import { silentLog, type Log } from '../logging/log.ts';
 
 /** SUPERVISOR_HOOK_TIMEOUT_S's default, in seconds. */
 export const DEFAULT_HOOK_TIMEOUT_S = 300;
 /** SIGTERM → SIGKILL grace for a hook that timed out: enough to clean up, short next to the timeout. */
-export const HOOK_KILL_GRACE_MS = 5000;
+const HOOK_KILL_GRACE_MS = 5000;
 /** A line longer than this is logged in pieces. */
 const MAX_LINE_CHARS = 16 * 1024;
 const MAX_NOTE_CHARS = 200;
@@ -34,7 +34,7 @@ export interface HookRunOptions {
   timeoutMs?: number;
   killGraceMs?: number;
   env?: NodeJS.ProcessEnv;
-  log?: BootLog;
+  log?: Log;
   /** SUPERVISOR_ON_BOOT_ERROR=exit: stop at the first failed hook. */
   stopOnFailure?: boolean;
   /** Called as each hook starts (so status can show it running). */
@@ -53,25 +53,18 @@ export async function runHook({
   timeoutMs = DEFAULT_HOOK_TIMEOUT_S * 1000,
   killGraceMs = HOOK_KILL_GRACE_MS,
   env = process.env,
-  log = silentBootLog,
+  log = silentLog,
   onHookStart,
 }: HookRunOptions & { path: string; name: string }): Promise<HookResult> {
   const startedAt = Date.now();
   onHookStart?.(name);
   const finish = (fields: Partial<HookResult> & { ok: boolean; message: string }): HookResult => {
     const result = { ...makeEmptyHookResult(name, path), startedAt, durationMs: Date.now() - startedAt, ...fields };
-    log(result.ok ? 'info' : 'error', `hook ${name}: ${result.message}`, {
-      event: 'boot-hook-done',
-      hook: name,
-      ok: result.ok,
-      exit_code: result.exitCode,
-      signal: result.signal,
-      timed_out: result.timedOut,
-      duration_ms: result.durationMs,
-    });
+    const done = { event: 'boot-hook-done', hook: name, ok: result.ok, exit_code: result.exitCode, signal: result.signal, timed_out: result.timedOut, duration_ms: result.durationMs };
+    log[result.ok ? 'info' : 'error'](done, `hook ${name}: ${result.message}`);
     return result;
   };
-  log('info', `hook ${name}: starting`, { event: 'boot-hook-start', hook: name, path });
+  log.info({ event: 'boot-hook-start', hook: name, path }, `hook ${name}: starting`);
   let lastLine = '';
   const splitters = {
     stdout: new LineSplitter((line) => onLine('stdout', line)),
@@ -79,7 +72,7 @@ export async function runHook({
   };
   function onLine(stream: 'stdout' | 'stderr', line: string): void {
     if (line.trim() !== '') lastLine = line;
-    log('info', `[${name}] ${line}`, { event: 'hook-output', hook: name, stream });
+    log.info({ event: 'hook-output', hook: name, stream }, `[${name}] ${line}`);
   }
   // Its own process group, so a timeout takes down what it started too; a daemon it started keeps being logged.
   const run = await runCommand({
@@ -91,7 +84,7 @@ export async function runHook({
     afterDrain: 'unref',
     onOutput: (stream, chunk) => splitters[stream].push(chunk),
     onTimeout: () =>
-      log('warn', `hook ${name}: timed out after ${formatSeconds(timeoutMs)}; sending SIGTERM to its process group`, { event: 'boot-hook-timeout', hook: name }),
+      log.warn({ event: 'boot-hook-timeout', hook: name }, `hook ${name}: timed out after ${formatSeconds(timeoutMs)}; sending SIGTERM to its process group`),
   });
   for (const splitter of Object.values(splitters)) splitter.end();
   if (run.spawnError !== null) return finish({ ok: false, message: run.spawnError });

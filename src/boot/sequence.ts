@@ -5,7 +5,7 @@
 // SUPERVISOR_ON_BOOT_ERROR=exit, which stops at the first failure.
 import { stat } from 'node:fs/promises';
 import { describeError, errnoOf } from './atomic-fs.ts';
-import { silentBootLog, type BootLog } from './boot-log.ts';
+import { silentLog, type Log } from '../logging/log.ts';
 import { readBool, readSeconds, readText } from './env-flags.ts';
 import { DEFAULT_HOOKS_DIR, DEFAULT_STATE_DIR, runStageHooks, type HookKind, type HookStage, type StageHooksOptions, type StageHooksReport } from './hooks.ts';
 import { linkSoftDirs } from './links.ts';
@@ -47,7 +47,7 @@ export interface BootActions {
 export interface BootOptions {
   env?: NodeJS.ProcessEnv;
   roots?: BootRoots;
-  log?: BootLog;
+  log?: Log;
   recorder?: BootRecorder;
   actions?: BootActions;
   /** How the shims start the supervisor; default `['supervisor']`. */
@@ -84,7 +84,7 @@ const STAGE_2_HOOKS: ReadonlyArray<readonly [HookStage, HookKind]> = [
 export async function runBootSteps({
   env = process.env,
   roots = {},
-  log = silentBootLog,
+  log = silentLog,
   recorder = new BootRecorder(),
   actions = {},
   shimCommand,
@@ -112,7 +112,7 @@ export async function runBootSteps({
   const finishBoot = () => {
     outcome.failures = failures();
     outcome.mustExit = exitOnFailure && outcome.failures.length > 0;
-    if (outcome.mustExit) log('error', 'boot stopped: a step failed and SUPERVISOR_ON_BOOT_ERROR=exit', { event: 'boot-exit-on-error' });
+    if (outcome.mustExit) log.error({ event: 'boot-exit-on-error' }, 'boot stopped: a step failed and SUPERVISOR_ON_BOOT_ERROR=exit');
     return outcome;
   };
   const record = (step: StepOutcome) => {
@@ -123,7 +123,7 @@ export async function runBootSteps({
 
   // Environment: every value we could not understand, in one row.
   const warnings = [policy, chmodVolumes, hookTimeout, bundleFlag, serveFlag, sshdFlag].flatMap((v) => v.warning ?? []);
-  for (const warning of warnings) log('warn', warning, { event: 'boot-env-warning' });
+  for (const warning of warnings) log.warn({ event: 'boot-env-warning' }, warning);
   if (warnings.length > 0) record({ name: 'environment', state: 'warning', message: warnings.join('\n') });
 
   // Hooks, links, hooks: upstream's order.
@@ -218,7 +218,7 @@ async function runHookGroup({
   hookOptions: StageHooksOptions;
   recorder: BootRecorder;
   record: (step: StepOutcome) => void;
-  log: BootLog;
+  log: Log;
 }): Promise<void> {
   const running = new Map<string, ReturnType<BootRecorder['begin']>>();
   let report: StageHooksReport;
@@ -248,7 +248,7 @@ async function runHookGroup({
 }
 
 // A step done by the daemon or the installer, timed and recorded; a throw is a failure. Returns its state.
-async function runAction({ name, recorder, log, exitOnFailure, run }: { name: string; recorder: BootRecorder; log: BootLog; exitOnFailure: boolean; run: () => Promise<ActionResult> }): Promise<FinalStepState> {
+async function runAction({ name, recorder, log, exitOnFailure, run }: { name: string; recorder: BootRecorder; log: Log; exitOnFailure: boolean; run: () => Promise<ActionResult> }): Promise<FinalStepState> {
   const finish = recorder.begin(name);
   let result: ActionResult;
   try {
@@ -275,7 +275,7 @@ async function findServeProblem({ on, configPath }: { on: boolean; configPath: s
 }
 
 // A failed step must not scroll by unnoticed in `docker logs`.
-function shoutFailure({ log, name, message, exitOnFailure }: { log: BootLog; name: string; message: string; exitOnFailure: boolean }): void {
+function shoutFailure({ log, name, message, exitOnFailure }: { log: Log; name: string; message: string; exitOnFailure: boolean }): void {
   const next = exitOnFailure ? 'the container stops (SUPERVISOR_ON_BOOT_ERROR=exit)' : 'boot goes on; see `supervisor status`';
-  log('error', `BOOT STEP FAILED: ${name}: ${message} -- ${next}`, { event: 'boot-step-failed', step: name });
+  log.error({ event: 'boot-step-failed', step: name }, `BOOT STEP FAILED: ${name}: ${message} -- ${next}`);
 }

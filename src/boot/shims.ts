@@ -7,7 +7,7 @@
 import { lstat, mkdir, readFile, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describeError, errnoOf, isDirectory, pathResolves, writeFileAtomic } from './atomic-fs.ts';
-import { silentBootLog, type BootLog } from './boot-log.ts';
+import { silentLog, type Log } from '../logging/log.ts';
 import type { StepOutcome } from './steps.ts';
 
 /** The line that marks a file as ours (and so safe to rewrite). */
@@ -28,7 +28,7 @@ export interface ShimOptions {
   dir?: string;
   /** How a shim starts the supervisor; default `['supervisor']` (found on PATH). */
   command?: readonly string[];
-  log?: BootLog;
+  log?: Log;
 }
 
 /** The text of one shim. */
@@ -38,11 +38,11 @@ export function makeShimScript({ command = ['supervisor'], subcommand, note }: {
 }
 
 /** Writes (or refreshes) the three llama.cpp shims; one step outcome for all of them. */
-export async function writeLlamaShims({ softRoot = '/soft', dir, command = ['supervisor'], log = silentBootLog }: ShimOptions = {}): Promise<StepOutcome> {
+export async function writeLlamaShims({ softRoot = '/soft', dir, command = ['supervisor'], log = silentLog }: ShimOptions = {}): Promise<StepOutcome> {
   const startedAt = Date.now();
   const target = dir ?? join(softRoot, 'app', 'llama-cpp');
   const done = (state: StepOutcome['state'], message: string): StepOutcome => {
-    log(state === 'failed' ? 'error' : state === 'warning' ? 'warn' : 'info', `shims ${target}: ${message}`, { event: 'boot-shims', dir: target, state });
+    log[state === 'failed' ? 'error' : state === 'warning' ? 'warn' : 'info']({ event: 'boot-shims', dir: target, state }, `shims ${target}: ${message}`);
     return { name: `shims ${target}`, state, message, startedAt, durationMs: Date.now() - startedAt };
   };
   try {

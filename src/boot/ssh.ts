@@ -8,7 +8,7 @@ import { DEFAULT_POLICY, type InstancePlan } from '../config/instance-plan.ts';
 import { runCommand } from '../process/run-command.ts';
 import { describeError, errnoOf } from './atomic-fs.ts';
 import { installAuthorizedKeys } from './authorized-keys.ts';
-import { silentBootLog, type BootLog } from './boot-log.ts';
+import { silentLog, type Log } from '../logging/log.ts';
 import { readBool } from './env-flags.ts';
 import { DEFAULT_SSH_PORT, readSshdPort } from './sshd-config.ts';
 import type { StepOutcome } from './steps.ts';
@@ -32,7 +32,7 @@ export interface SshPaths {
 }
 
 /** The real paths. */
-export const DEFAULT_SSH_PATHS: Readonly<SshPaths> = Object.freeze({
+const DEFAULT_SSH_PATHS: Readonly<SshPaths> = Object.freeze({
   sshd: '/usr/sbin/sshd',
   sshdConfig: '/etc/ssh/sshd_config',
   hostKeyRoot: '/',
@@ -72,12 +72,12 @@ export function getSshPaths(overrides: Partial<SshPaths> = {}): SshPaths {
 export async function prepareSshd({
   env = process.env,
   paths = DEFAULT_SSH_PATHS,
-  log = silentBootLog,
+  log = silentLog,
   validateConfig = true,
 }: {
   env?: NodeJS.ProcessEnv;
   paths?: SshPaths;
-  log?: BootLog;
+  log?: Log;
   /** Run `sshd -t` to catch a broken sshd_config before supervision starts it in a loop. */
   validateConfig?: boolean;
 }): Promise<SshdPreparation> {
@@ -91,7 +91,7 @@ export async function prepareSshd({
   });
   const reason = await findWhySshdIsOff({ env, paths });
   if (reason !== null) {
-    log('info', `sshd: not supervised: ${reason}`, { event: 'boot-sshd-off' });
+    log.info({ event: 'boot-sshd-off' }, `sshd: not supervised: ${reason}`);
     return { plan: null, reason, steps: [outcome('sshd', 'skipped', reason)] };
   }
   const steps: StepOutcome[] = [];
@@ -124,7 +124,7 @@ export async function prepareSshd({
   }
   for (const step of steps) {
     const level = step.state === 'failed' ? 'error' : step.state === 'warning' ? 'warn' : 'info';
-    log(level, `${step.name}: ${step.message}`, { event: 'boot-sshd', step: step.name, state: step.state });
+    log[level]({ event: 'boot-sshd', step: step.name, state: step.state }, `${step.name}: ${step.message}`);
   }
   // The plan goes out even after a failure: supervision shows sshd failing, and picks up a fixed config on its next restart.
   return { plan: makeSshdPlan({ sshd: paths.sshd, sshdConfig: paths.sshdConfig, port, logFile: paths.logFile }), reason: null, steps };

@@ -32,21 +32,18 @@ export interface ActiveInstall {
   record: InstalledFrom | null;
 }
 
-export const RECORD_FILE = '.installed-from.json';
+const RECORD_FILE = '.installed-from.json';
 /** Characters of the checksum in a version directory's name. */
-export const VERSION_ID_LENGTH = 16;
+const VERSION_ID_LENGTH = 16;
 /** How many activations history.json remembers. */
 const HISTORY_LIMIT = 20;
-/** Versions kept: the active one and the one before it. */
-export const KEEP_VERSIONS = 2;
-
 interface History {
   version: 1;
   activations: { name: string; sha256: string | null; at: string }[];
 }
 
 /** Reads an install's `.installed-from.json`, or null if it has none (or an unreadable one). */
-export async function readRecord(dir: string): Promise<InstalledFrom | null> {
+async function readRecord(dir: string): Promise<InstalledFrom | null> {
   try {
     const record = JSON.parse(await readFile(join(dir, RECORD_FILE), 'utf8')) as InstalledFrom;
     return typeof record.sha256 === 'string' ? record : null;
@@ -96,7 +93,7 @@ export async function pickVersionName(paths: BundlePaths, sha256: string | null)
 }
 
 /** Moves a real directory at the active path (an older installer's) into llama-cpp.d, so it can be kept and rolled back to. */
-export async function migrateLegacyDir(paths: BundlePaths, active: ActiveInstall): Promise<string> {
+async function migrateLegacyDir(paths: BundlePaths, active: ActiveInstall): Promise<string> {
   const name = await pickVersionName(paths, active.record?.sha256 ?? null);
   await rename(paths.activeLink, join(paths.versionsDir, name));
   // It was the active version, so it is the one --rollback goes back to.
@@ -124,7 +121,7 @@ export async function activateVersion(paths: BundlePaths, active: ActiveInstall 
 }
 
 /** Points the active path at a version directory, atomically. A legacy directory there must be migrated first. */
-export async function switchActive(paths: BundlePaths, name: string): Promise<void> {
+async function switchActive(paths: BundlePaths, name: string): Promise<void> {
   await replaceSymlink(paths.activeLink, relative(paths.root, join(paths.versionsDir, name)));
   await recordActivation(paths, name);
 }
@@ -168,7 +165,7 @@ export async function pruneVersions(paths: BundlePaths, keep: readonly string[])
 }
 
 /** Version directory names under llama-cpp.d (not hidden entries or history.json). */
-export async function listVersions(paths: BundlePaths): Promise<string[]> {
+async function listVersions(paths: BundlePaths): Promise<string[]> {
   const names: string[] = [];
   for (const name of await readdirOrEmpty(paths.versionsDir)) {
     if (name.startsWith('.')) continue;

@@ -32,12 +32,12 @@ export interface CachedArchive {
 }
 
 /** The cache file for a checksum and format extension. */
-export function cachePathFor({ cacheDir, sha256, ext }: { cacheDir: string; sha256: string; ext: string }): string {
+function cachePathFor({ cacheDir, sha256, ext }: { cacheDir: string; sha256: string; ext: string }): string {
   return join(cacheDir, `${sha256}.${ext}`);
 }
 
 /** Copies `source` into the cache through a temp file, hashing as it goes; an existing entry for the same bytes is kept. */
-export async function copyToCache({ source, cacheDir, ext, onProgress, signal }: { source: string; cacheDir: string; ext: string; onProgress?: OnBytes; signal?: AbortSignal }): Promise<CachedArchive> {
+async function copyToCache({ source, cacheDir, ext, onProgress, signal }: { source: string; cacheDir: string; ext: string; onProgress?: OnBytes; signal?: AbortSignal }): Promise<CachedArchive> {
   const temp = join(cacheDir, `${PARTIAL_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}`);
   const hash = createHash('sha256');
   let out: FileHandle | undefined;

@@ -11,7 +11,7 @@ export type ArchiveFormat = 'tar' | 'tar.gz' | 'zip';
 export const SUPPORTED_FORMATS = '.tar, .tar.gz / .tgz (gzip-compressed tar) and .zip';
 
 /** Bytes detectFormat looks at: a tar header block. */
-export const HEAD_BYTES = 512;
+const HEAD_BYTES = 512;
 
 /** A recognised format, or what the file is instead. */
 export type Detection = { ok: true; format: ArchiveFormat } | { ok: false; what: string };

@@ -49,9 +49,9 @@ export interface LinkProblem {
 /** Deepest path accepted; real packages are a few levels deep. */
 export const MAX_PATH_DEPTH = 64;
 /** Longest name accepted, in UTF-8 bytes (Linux PATH_MAX). */
-export const MAX_NAME_BYTES = 4096;
+const MAX_NAME_BYTES = 4096;
 /** Longest path component accepted, in UTF-8 bytes (Linux NAME_MAX): the kernel refuses a longer file name. */
-export const MAX_COMPONENT_BYTES = 255;
+const MAX_COMPONENT_BYTES = 255;
 /** Symlinks followed while resolving one target before it counts as a loop (Linux uses 40). */
 export const MAX_LINK_HOPS = 40;
 

@@ -36,8 +36,8 @@ export interface ExtractOptions {
 const READ_CHUNK = 1024 * 1024;
 const GUNZIP_CHUNK = 256 * 1024;
 /** A gzip stream that expands more than this, beyond RATIO_FLOOR bytes, is refused as a decompression bomb. */
-export const MAX_EXPANSION_RATIO = 100;
-export const RATIO_FLOOR = 16 * 1024 * 1024;
+const MAX_EXPANSION_RATIO = 100;
+const RATIO_FLOOR = 16 * 1024 * 1024;
 
 const TAR_KINDS: Record<string, EntryKind> = {
   File: 'file',

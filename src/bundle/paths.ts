@@ -10,7 +10,7 @@
 import { join, resolve } from 'node:path';
 
 /** The real root inside the infer-dev container. */
-export const DEFAULT_SOFT_APP = '/soft/app';
+const DEFAULT_SOFT_APP = '/soft/app';
 
 /** Every path the installer touches. */
 export interface BundlePaths {

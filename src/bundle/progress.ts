@@ -29,7 +29,7 @@ export interface ProgressOptions {
 /** A Progress that prints nothing (tests, library callers). */
 export const silentProgress: Progress = { start: () => ({ update() {}, finish() {} }) };
 
-export const LINE_INTERVAL_MS = 5000;
+const LINE_INTERVAL_MS = 5000;
 const BAR_INTERVAL_MS = 100;
 
 /** Seconds as "m:ss". */

@@ -141,7 +141,7 @@ function decodeNameField(field: Buffer): string {
 }
 
 /** The header checksum: the byte sum with the checksum field counted as spaces (node-tar's rule). */
-export function hasValidChecksum(block: Buffer): boolean {
+function hasValidChecksum(block: Buffer): boolean {
   let sum = 8 * 0x20;
   for (let i = 0; i < 148; i++) sum += block[i];
   for (let i = 156; i < BLOCK; i++) sum += block[i];

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { runCommand } from '../process/run-command.ts';
 
 /** How long `llama-server --version` may take (a CUDA build initialises the driver first). */
-export const VERIFY_TIMEOUT_MS = 20_000;
+const VERIFY_TIMEOUT_MS = 20_000;
 /** Output kept from each stream; --version prints a few lines. */
 const MAX_OUTPUT = 64 * 1024;
 /** Lines of stderr shown when it fails. */

@@ -18,7 +18,7 @@ export interface ZipEntrySizes {
 /** A shared library compresses 2-5×, text 5-10×; 100× is far beyond any real package. */
 export const MAX_ZIP_RATIO = 100;
 /** Entries smaller than this may have any ratio (a small file of zeros is harmless). */
-export const ZIP_RATIO_FLOOR = 1024 * 1024;
+const ZIP_RATIO_FLOOR = 1024 * 1024;
 /** Fixed part of a local file header. */
 const LOCAL_HEADER_BYTES = 30;
 

@@ -13,7 +13,7 @@ function formatRequests(row: StatusRow): string {
 }
 
 /** 3725 → `1h2m`. */
-export function formatDuration(seconds: number | null): string {
+function formatDuration(seconds: number | null): string {
   if (seconds === null) return '-';
   if (seconds < 60) return `${seconds}s`;
   if (seconds < 3600) return `${Math.floor(seconds / 60)}m${seconds % 60}s`;

@@ -7,8 +7,8 @@ import { formatPythonScalar } from './python-str.ts';
 import { describeValue } from './zod-issues.ts';
 
 /** llama-server's own defaults, used for probing and the duplicate-port check. */
-export const LLAMA_SERVER_DEFAULT_HOST = '127.0.0.1';
-export const LLAMA_SERVER_DEFAULT_PORT = 8080;
+const LLAMA_SERVER_DEFAULT_HOST = '127.0.0.1';
+const LLAMA_SERVER_DEFAULT_PORT = 8080;
 
 /** Upstream's server merge: lists concatenate (global first), anything else replaces in the global key's position. */
 export function mergeServer(globalServer: ConfigTable, instanceServer: ConfigTable): ConfigTable {

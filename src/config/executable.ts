@@ -3,7 +3,7 @@
 // planner's context, so the fallback order is tested from strings.
 
 /** Upstream's executable fallback order when `llama_cpp_path` is empty or missing. */
-export const EXECUTABLE_FALLBACKS = [
+const EXECUTABLE_FALLBACKS = [
   '/soft/app/llama-cpp/bin/llama-server',
   '/hard/volume/workspace/llama-cpp/build/bin/llama-server',
 ] as const;

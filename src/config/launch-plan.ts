@@ -1,6 +1,6 @@
 // Config text → launch plan: a pure function. The filesystem and PATH are
 // asked through the injected context only (for the executable fallback), so
-// every rule of upstream's runner (reference §4.2–4.4) is tested from strings.
+// every rule of upstream's runner (its TOML merge, argv and executable lookup) is tested from strings.
 // The steps: read the TOML, merge the overrides, validate (validate-document.ts),
 // build each instance (argv.ts, executable.ts), check ports and path lengths
 // (ports.ts, path-limits.ts), plan

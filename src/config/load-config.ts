@@ -2,11 +2,11 @@
 // PATH for the executable fallback, and check that model files exist.
 import { accessSync, closeSync, constants, fstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import { ConfigError, SupervisorError, EXIT, type ConfigIssue } from '../errors.ts';
+import { ConfigError, SupervisorError, type ConfigIssue, UsageError } from '../errors.ts';
 import type { LaunchPlan } from './instance-plan.ts';
 import { makeLaunchPlan, type PlanResult } from './launch-plan.ts';
 
-export const CONFIG_ENV = 'AUTO_INFER_LLAMA_CPP_CONFIG';
+const CONFIG_ENV = 'AUTO_INFER_LLAMA_CPP_CONFIG';
 
 /** A config larger than this is refused (real ones are a few KiB); nothing beyond it is read. */
 export const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
@@ -148,5 +148,5 @@ export function which(name: string, path: string | undefined): string | null {
 
 /** No config given at all: a usage error naming both ways to give one. */
 export function missingConfigError(): SupervisorError {
-  return new SupervisorError(`no config file: pass --config FILE or set ${CONFIG_ENV}`, { exitCode: EXIT.USAGE });
+  return new UsageError(`no config file: pass --config FILE or set ${CONFIG_ENV}`);
 }

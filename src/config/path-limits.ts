@@ -10,7 +10,7 @@ export const NAME_MAX = 255;
 export const PATH_MAX = 4096;
 
 /** Why the kernel would refuse `path` as too long; null when it would not. */
-export function describePathTooLong(path: string): string | null {
+function describePathTooLong(path: string): string | null {
   const bytes = Buffer.byteLength(path);
   if (bytes >= PATH_MAX) return `this path is ${bytes} bytes long (at most ${PATH_MAX - 1})`;
   const longest = Math.max(...path.split('/').map((name) => Buffer.byteLength(name)));

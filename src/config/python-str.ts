@@ -3,7 +3,7 @@
 // integers as bigint and floats as number, and this file prints them alike.
 
 /** Python's repr/str of a float: shortest round-trip digits, `.0` for whole numbers, `e±XX` outside [1e-4, 1e16). */
-export function formatPythonFloat(x: number): string {
+function formatPythonFloat(x: number): string {
   if (Number.isNaN(x)) return 'nan';
   if (x === Infinity) return 'inf';
   if (x === -Infinity) return '-inf';

@@ -15,7 +15,7 @@ import {
 } from './protocol.ts';
 
 /** How long a request waits for its reply unless the caller says otherwise; commands that wait on a model pass more. */
-export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 /** Chunks a streamed reply may queue before the client stops reading the socket (the daemon then waits too). */
 const MAX_QUEUED_CHUNKS = 256;
 

@@ -1,7 +1,7 @@
 // What each control command does in the daemon. The CLI sends one request;
 // the daemon answers from the supervisor. One handler per command, beside
 // the table that names them.
-import { SupervisorError, EXIT } from '../errors.ts';
+import { SupervisorError, UsageError } from '../errors.ts';
 import { followLog, readLastLines } from '../supervise/log-reader.ts';
 import { addRequestStats, type DaemonGateway } from '../gateway/daemon-gateway.ts';
 import type { Supervisor } from '../supervise/supervisor.ts';
@@ -98,7 +98,7 @@ export function makeControlHandler(daemon: DaemonControl): ControlHandler {
   return async (cmd, args, ctx) => {
     const command = commands.get(cmd);
     if (command === undefined) {
-      throw new SupervisorError(`unknown command "${cmd}" (known: ${[...commands.keys()].join(', ')})`, { exitCode: EXIT.USAGE });
+      throw new UsageError(`unknown command "${cmd}" (known: ${[...commands.keys()].join(', ')})`);
     }
     return command(args, ctx.signal);
   };

@@ -21,6 +21,7 @@ import {
   type ControlRequest,
 } from './protocol.ts';
 import { prepareSocketPath } from './socket-file.ts';
+import { silentLog, type Log } from '../logging/log.ts';
 
 /** What a handler gets besides the command: aborted when the client disconnects or the server closes. */
 export interface RequestContext {
@@ -38,18 +39,11 @@ export interface StreamResult {
   stream: AsyncIterable<string>;
 }
 
-/** The slice of a pino logger the server uses, so tests can pass a stub. */
-export interface ControlLogger {
-  error(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  debug(obj: object, msg: string): void;
-}
-
 /** Options of startControlServer. */
 export interface ControlServerOptions {
   path: string;
   handle: ControlHandler;
-  log?: ControlLogger;
+  log?: Log;
 }
 
 /** A listening control server. */
@@ -89,8 +83,6 @@ const CHUNK_PIECE_UNITS = Math.floor((MAX_FRAME_BYTES - 100) / 6);
 /** Errnos of a peer that went away; expected, logged at debug only. */
 const PEER_GONE_ERRNOS = new Set(['EPIPE', 'ECONNRESET']);
 
-const noopLogger: ControlLogger = { error() {}, warn() {}, debug() {} };
-
 /** One accepted connection and the requests it has running. */
 interface Connection {
   socket: Socket;
@@ -102,7 +94,7 @@ interface Connection {
 }
 
 /** Starts listening on `path` once it is safe (socket-file.ts); refuses when another daemon answers there. */
-export async function startControlServer({ path, handle, log = noopLogger }: ControlServerOptions): Promise<ControlServer> {
+export async function startControlServer({ path, handle, log = silentLog }: ControlServerOptions): Promise<ControlServer> {
   await prepareSocketPath(path);
 
   const connections = new Set<Connection>();
@@ -193,7 +185,7 @@ function writeFrame(socket: Socket, frame: ControlReply): boolean {
  * turn of the event loop (so one client's flood cannot hold up another's `status`), and no reading at all while the
  * frames read so far wait for that turn or while the client leaves more than MAX_UNREAD_REPLY_BYTES of replies unread.
  */
-function serveConnection({ conn, handle, log }: { conn: Connection; handle: ControlHandler; log: ControlLogger }): void {
+function serveConnection({ conn, handle, log }: { conn: Connection; handle: ControlHandler; log: Log }): void {
   const { socket } = conn;
   // Each in-flight reply may wait for 'drain' at once; that many listeners is by design, not a leak.
   socket.setMaxListeners(MAX_IN_FLIGHT_PER_CONNECTION + 8);
@@ -258,7 +250,7 @@ function serveConnection({ conn, handle, log }: { conn: Connection; handle: Cont
 }
 
 /** Answers one frame: an error reply if it cannot be read (past MAX_INVALID_FRAMES, a hang-up), a refusal past the in-flight cap, else runs it. */
-function handleFrame({ conn, line, handle, log }: { conn: Connection; line: string; handle: ControlHandler; log: ControlLogger }): void {
+function handleFrame({ conn, line, handle, log }: { conn: Connection; line: string; handle: ControlHandler; log: Log }): void {
   const parsed = parseRequest(line);
   if (!parsed.ok) {
     if (++conn.invalidFrames > MAX_INVALID_FRAMES) {
@@ -294,7 +286,7 @@ async function runRequest({ conn, request, handle, log }: {
   conn: Connection;
   request: ControlRequest;
   handle: ControlHandler;
-  log: ControlLogger;
+  log: Log;
 }): Promise<void> {
   const { socket } = conn;
   const { id, cmd } = request;
@@ -321,7 +313,7 @@ async function runRequest({ conn, request, handle, log }: {
 }
 
 /** Turns a handler's failure into a reply: SupervisorErrors as they are, anything else as a logged internal error. */
-function describeFailure({ err, cmd, log }: { err: unknown; cmd: string; log: ControlLogger }): { message: string; exitCode: number } {
+function describeFailure({ err, cmd, log }: { err: unknown; cmd: string; log: Log }): { message: string; exitCode: number } {
   if (isSupervisorError(err)) return { message: err.message, exitCode: err.exitCode };
   log.error({ err, cmd }, 'control handler failed');
   const message = err instanceof Error ? err.message : String(err);
@@ -358,7 +350,7 @@ async function pipeStream({ socket, id, stream, signal, log }: {
   id: number;
   stream: AsyncIterable<string>;
   signal: AbortSignal;
-  log: ControlLogger;
+  log: Log;
 }): Promise<void> {
   const iterator = stream[Symbol.asyncIterator]();
   if (signal.aborted) {
@@ -413,6 +405,6 @@ function* splitChunk(chunk: string): Generator<string> {
 }
 
 /** Asks a stream's producer to clean up, without waiting: it may see this only once its current await settles. */
-function stopIterator({ iterator, log }: { iterator: AsyncIterator<string>; log: ControlLogger }): void {
+function stopIterator({ iterator, log }: { iterator: AsyncIterator<string>; log: Log }): void {
   Promise.resolve(iterator.return?.()).catch((err: unknown) => log.warn({ err }, 'stream producer failed while stopping'));
 }

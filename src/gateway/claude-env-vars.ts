@@ -14,7 +14,7 @@ const FAMILY_PROBES = {
 } as const;
 
 /** Sent as ANTHROPIC_AUTH_TOKEN when the gateway asks for no key: Claude Code wants some credential, or it asks to log in. */
-export const NO_KEY_TOKEN = 'local';
+const NO_KEY_TOKEN = 'local';
 
 export interface ClaudeEnvInstance extends RouteTarget {
   enabled: boolean;

@@ -6,8 +6,8 @@ import type { LaunchPlan } from '../config/instance-plan.ts';
 import { launchKey, type Supervisor } from '../supervise/supervisor.ts';
 import { GATEWAY_OFF, type GatewayPlan } from '../config/gateway-plan.ts';
 import type { InstanceRequestStats } from './in-flight.ts';
-import type { GatewayLog } from './request-handler.ts';
 import type { Gateway } from './server.ts';
+import type { Log } from '../logging/log.ts';
 
 export interface DaemonGateway {
   /** Applies a (re)loaded plan (undefined: off): starts the gateway on first enable, else reloads it (routes, address, on/off). */
@@ -22,7 +22,7 @@ export interface DaemonGateway {
 }
 
 /** A gateway handle for the daemon; nothing of the gateway is loaded until a plan enables it. */
-export function makeDaemonGateway({ supervisor, log }: { supervisor: Pick<Supervisor, 'instances' | 'instance' | 'plan'>; log: GatewayLog }): DaemonGateway {
+export function makeDaemonGateway({ supervisor, log }: { supervisor: Pick<Supervisor, 'instances' | 'instance' | 'plan'>; log: Log }): DaemonGateway {
   let gateway: Gateway | null = null;
   // Applies run one after another, so two reloads cannot start two listeners.
   let queue: Promise<unknown> = Promise.resolve();

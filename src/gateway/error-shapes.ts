@@ -22,7 +22,7 @@ const ERROR_TYPES = {
 export type GatewayErrorStatus = keyof typeof ERROR_TYPES;
 
 /** The marker in every gateway-made error body. */
-export const ERROR_SOURCE = 'gateway';
+const ERROR_SOURCE = 'gateway';
 
 /** Anthropic errors on the Messages API, OpenAI errors on every other path. */
 export function getErrorFlavor(pathname: string): ErrorFlavor {

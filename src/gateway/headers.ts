@@ -6,7 +6,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 
 /** Headers that describe one connection, never forwarded. */
-export const HOP_BY_HOP = Object.freeze(
+const HOP_BY_HOP = Object.freeze(
   new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']),
 );
 

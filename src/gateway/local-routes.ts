@@ -57,7 +57,7 @@ function answerHealth({ res, ctx, head }: { res: ServerResponse; ctx: LocalConte
 }
 
 /** `GET /v1/models`: Anthropic's list shape with OpenAI's fields too, each id with its instance and state. */
-export function makeModelList(ctx: Pick<LocalContext, 'targets' | 'routeTable' | 'startedAt'>): object {
+function makeModelList(ctx: Pick<LocalContext, 'targets' | 'routeTable' | 'startedAt'>): object {
   const byName = new Map<string, TargetView>(ctx.targets.list().map((t) => [t.name, t]));
   const created = Math.floor(ctx.startedAt.getTime() / 1000);
   const data = ctx.routeTable.ids.map(({ id, instance, via }) => ({

@@ -8,7 +8,7 @@ import { INSTANCE_STATES } from '../supervise/instance-machine.ts';
 import type { TargetView } from './targets.ts';
 
 /** Upper bounds (seconds) of the duration histogram: from a cached count_tokens to a long generation. */
-export const DURATION_BUCKETS_S = Object.freeze([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600]);
+const DURATION_BUCKETS_S = Object.freeze([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600]);
 
 /** Why a forward failed, as counted in supervisor_gateway_upstream_errors_total. */
 export type UpstreamErrorKind = 'refused' | 'failed' | 'broken';

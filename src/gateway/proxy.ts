@@ -40,7 +40,7 @@ export function makeUpstreamAgent(): http.Agent {
 }
 
 /** llama-server listening on a wildcard address is reached on loopback. */
-export function getConnectHost(host: string): string {
+function getConnectHost(host: string): string {
   if (host === '' || host === '0.0.0.0') return '127.0.0.1';
   if (host === '::' || host === '[::]') return '::1';
   return host.replace(/^\[|\]$/g, '');

@@ -5,7 +5,7 @@ import type { TargetView } from './targets.ts';
 
 /** Seconds a client is told to wait before retrying an instance that is still loading. */
 export const RETRY_AFTER_S = 5;
-/** A restart passes through `stopped` on its way to `starting`: a request that saw it stopping waits this long before calling it stopped. */
+/** A reload that changes an instance stops it, then starts it, passing through `stopped`: a request that saw it stopping waits this long before calling it stopped. */
 export const STOPPED_GRACE_MS = 1000;
 
 /** A reply the gateway makes itself. */

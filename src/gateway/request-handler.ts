@@ -19,6 +19,7 @@ import type { BodyFields } from './body-scan.ts';
 import type { RouteTable } from './route-table.ts';
 import { getPathname, matchRoute } from './routes.ts';
 import type { GatewayTargets } from './targets.ts';
+import type { Log } from '../logging/log.ts';
 
 /** A connection refused by an instance the supervisor still thinks ready is retried this often (the crash is noticed meanwhile). */
 const MAX_REFUSED_ATTEMPTS = 3;
@@ -31,14 +32,6 @@ const CLIENT_CLOSED = 499;
  * server's requestTimeout (120 s) counts while a body is not read, and would answer 408 itself.
  */
 const MAX_BODY_WAIT_MS = 30_000;
-
-export interface GatewayLog {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-  debug?(obj: object, msg: string): void;
-  isLevelEnabled?(level: string): boolean;
-}
 
 /** What requests are served with; replaced as a whole on reload. */
 export interface ServingConfig {
@@ -55,7 +48,7 @@ export interface HandlerDeps {
   bodyBudget: BodyBudget;
   metrics: GatewayMetrics;
   agent: http.Agent;
-  log: GatewayLog;
+  log: Log;
   startedAt: Date;
 }
 
@@ -63,7 +56,7 @@ export interface HandlerDeps {
 /** Builds the server's request listener. */
 export function makeRequestHandler(deps: HandlerDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const { targets, inFlight, metrics, log } = deps;
-  const debug = log.debug && log.isLevelEnabled?.('debug') ? log.debug.bind(log) : null;
+  const debug = log.isLevelEnabled?.('debug') ? log.debug.bind(log) : null;
   const localContext = { targets, metrics, bodies: deps.bodyBudget, startedAt: deps.startedAt, stats: (name: string) => inFlight.stats(name) };
 
   const refuse = ({ res, flavor, refusal, instance, started, head = false }: { res: ServerResponse; flavor: ErrorFlavor; refusal: Refusal; instance: string; started: number; head?: boolean }) => {

@@ -12,7 +12,7 @@ export type RouteMatch =
   | { kind: 'not-found' };
 
 /** POST paths forwarded to the instance chosen by the body's `model`. */
-export const PROXIED_PATHS: ReadonlySet<string> = new Set([
+const PROXIED_PATHS: ReadonlySet<string> = new Set([
   '/v1/messages',
   '/v1/messages/count_tokens',
   '/v1/chat/completions',

@@ -9,11 +9,12 @@ import { BodyBudget } from './body-budget.ts';
 import { InFlightTracker, type DrainHandle, type InstanceRequestStats } from './in-flight.ts';
 import { GatewayMetrics } from './metrics.ts';
 import { makeUpstreamAgent } from './proxy.ts';
-import { makeRequestHandler, type GatewayLog, type ServingConfig } from './request-handler.ts';
+import { makeRequestHandler, type ServingConfig } from './request-handler.ts';
 import { makeKeyCheck } from './request-auth.ts';
 import { makeRouteTable } from './route-table.ts';
 import type { GatewayTargets } from './targets.ts';
 import { holdYoungGeneration } from './young-generation.ts';
+import type { Log } from '../logging/log.ts';
 
 /** Connection limits that keep slow or idle clients from holding the gateway. */
 export interface GatewayTimeouts {
@@ -27,7 +28,7 @@ export interface GatewayTimeouts {
   closeGraceMs: number;
 }
 
-export const DEFAULT_TIMEOUTS: Readonly<GatewayTimeouts> = Object.freeze({
+const DEFAULT_TIMEOUTS: Readonly<GatewayTimeouts> = Object.freeze({
   headersMs: 10_000,
   // A 32 MiB body over a slow link; responses are not limited (long prefills, long streams).
   requestMs: 120_000,
@@ -60,7 +61,7 @@ export async function startGateway({
 }: {
   plan: GatewayPlan;
   targets: GatewayTargets;
-  log: GatewayLog;
+  log: Log;
   timeouts?: Partial<GatewayTimeouts>;
 }): Promise<Gateway> {
   holdYoungGeneration();

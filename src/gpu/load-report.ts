@@ -10,7 +10,7 @@ export const LOG_VERBOSITY_ENV = 'LLAMA_ARG_LOG_VERBOSITY';
 export const LOAD_LOG_VERBOSITY = '4';
 
 /** The steps of a load, in order; each has the share of the load done when it begins. */
-export const LOAD_PHASES = [
+const LOAD_PHASES = [
   { phase: 'spawned', percent: 0 },
   { phase: 'fitting', percent: 5 },
   { phase: 'reading', percent: 10 },

@@ -3,7 +3,6 @@
 // their own files beside this one (reaper, signals, main-process, stop-budget).
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import { makeBootLog } from '../boot/boot-log.ts';
 import { runBootSteps, type ActionResult } from '../boot/sequence.ts';
 import { BootRecorder } from '../boot/steps.ts';
 import { getSocketPath } from '../control/socket-path.ts';
@@ -62,7 +61,7 @@ export async function runBoot({ command, version, env = process.env, shimCommand
   const skipped = { state: 'skipped' as const, message: 'the container is stopping' };
   const steps = runBootSteps({
     env,
-    log: makeBootLog(log),
+    log,
     recorder,
     shimCommand,
     actions: {

@@ -14,9 +14,9 @@ export interface ExitFacts {
 }
 
 /** Exec failed: the program does not exist (sh, bash, docker and tini all say 127). */
-export const EXIT_NOT_FOUND = 127;
+const EXIT_NOT_FOUND = 127;
 /** Exec failed otherwise: found but not runnable (EACCES, ENOEXEC, EISDIR...; sh and docker say 126). */
-export const EXIT_CANNOT_EXECUTE = 126;
+const EXIT_CANNOT_EXECUTE = 126;
 /** 128 + signal number for a process killed by a signal. */
 export const EXIT_SIGNAL_BASE = 128;
 

@@ -8,7 +8,7 @@
 import { isatty } from 'node:tty';
 import { exitCodeFor } from './exit-code.ts';
 import { loadLibc, SyscallError, type Libc, type WaitStatus } from './libc.ts';
-import { silentLog, type Pid1Log } from './log.ts';
+import { silentLog, type Log } from '../logging/log.ts';
 import type { Reaper } from './reaper.ts';
 import { forwardSignal, ignoreTerminalStopSignals } from './signals.ts';
 
@@ -21,7 +21,7 @@ export interface MainOptions {
   reaper: Pick<Reaper, 'expectExit'>;
   /** Hand it the terminal on fd 0 when that is our terminal and we are in the foreground (default true). */
   terminal?: boolean;
-  log?: Pid1Log;
+  log?: Log;
 }
 
 /** How the main process ended, and the code `boot` exits with. */
@@ -68,7 +68,7 @@ export function spawnMain({ command, args = [], env = process.env, reaper, termi
 }
 
 /** Our terminal on fd 0, when we hold its foreground: otherwise it is not ours to hand over. */
-function findOwnTerminal({ libc, log }: { libc: Libc; log: Pid1Log }): { fd: number; ownPgrp: number } | null {
+function findOwnTerminal({ libc, log }: { libc: Libc; log: Log }): { fd: number; ownPgrp: number } | null {
   const fd = 0;
   if (!isatty(fd)) return null;
   let foreground: number;
@@ -93,7 +93,7 @@ function findOwnTerminal({ libc, log }: { libc: Libc; log: Pid1Log }): { fd: num
 }
 
 /** Fallback for glibc < 2.35: the parent makes the group foreground, then wakes a child stopped by SIGTTIN/SIGTTOU. */
-function handOverTerminal({ libc, fd, pgid, log }: { libc: Libc; fd: number; pgid: number; log: Pid1Log }): void {
+function handOverTerminal({ libc, fd, pgid, log }: { libc: Libc; fd: number; pgid: number; log: Log }): void {
   try {
     libc.tcsetpgrp(fd, pgid);
   } catch (err) {
@@ -105,7 +105,7 @@ function handOverTerminal({ libc, fd, pgid, log }: { libc: Libc; fd: number; pgi
 }
 
 /** Makes our group the foreground again once the main process is gone; a hung-up terminal is fine. */
-function takeBackTerminal({ libc, fd, pgrp, log }: { libc: Libc; fd: number; pgrp: number; log: Pid1Log }): void {
+function takeBackTerminal({ libc, fd, pgrp, log }: { libc: Libc; fd: number; pgrp: number; log: Log }): void {
   try {
     libc.tcsetpgrp(fd, pgrp);
   } catch (err) {
@@ -115,7 +115,7 @@ function takeBackTerminal({ libc, fd, pgrp, log }: { libc: Libc; fd: number; pgr
   }
 }
 
-function failedMain({ command, err, log }: { command: string; err: SyscallError; log: Pid1Log }): MainProcess {
+function failedMain({ command, err, log }: { command: string; err: SyscallError; log: Log }): MainProcess {
   const message = describeSpawnError({ command, code: err.code });
   const spawnError = { code: err.code, message };
   const exitCode = exitCodeFor({ code: null, signal: null, spawnError });

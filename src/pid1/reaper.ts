@@ -6,11 +6,11 @@
 import { performance } from 'node:perf_hooks';
 import { trackChildProcesses } from './child-tracker.ts';
 import { loadLibc, type Libc, type WaitStatus } from './libc.ts';
-import { silentLog, type Pid1Log } from './log.ts';
+import { silentLog, type Log } from '../logging/log.ts';
 import { listOwnChildren } from './proc-children.ts';
 
 /** The slow timer: a backstop for a lost SIGCHLD (tini wakes once a second too). */
-export const DEFAULT_REAP_INTERVAL_MS = 1000;
+const DEFAULT_REAP_INTERVAL_MS = 1000;
 
 // Any long period: the interval only exists to hold a ref on the event loop.
 const KEEP_ALIVE_MS = 1 << 30;
@@ -24,7 +24,7 @@ export interface ReaperOptions {
   isTracked?: (pid: number) => boolean;
   /** Called for each child reaped (logs, counters). */
   onReap?: (child: ReapedChild) => void;
-  log?: Pid1Log;
+  log?: Log;
   /** Where procfs is mounted. */
   procRoot?: string;
 }
@@ -154,7 +154,7 @@ export function startReaper(options: ReaperOptions = {}): Reaper {
 export type SubreaperResult = { registered: true } | { registered: false; reason: string };
 
 /** When not PID 1 (under `docker run --init` or tini), makes orphans of our descendants come to us. */
-export function becomeSubreaper({ log = silentLog }: { log?: Pid1Log } = {}): SubreaperResult {
+export function becomeSubreaper({ log = silentLog }: { log?: Log } = {}): SubreaperResult {
   if (process.pid === 1) return { registered: false, reason: 'already PID 1: orphans come to us anyway' };
   try {
     loadLibc().setChildSubreaper();
@@ -184,7 +184,7 @@ function reapZombies({
   getLibc: () => Libc;
   procRoot: string;
   isTracked: (pid: number) => boolean;
-  log: Pid1Log;
+  log: Log;
   onReaped: (pid: number, status: WaitStatus) => void;
 }): ReapCounts {
   const children = listOwnChildren({ procRoot });
@@ -204,7 +204,7 @@ function reapZombies({
 }
 
 /** waitpid(pid, WNOHANG) on one child; null while it runs, or when there was nothing to collect. */
-function waitForChild({ libc, pid, log }: { libc: Libc; pid: number; log: Pid1Log }): WaitStatus | null {
+function waitForChild({ libc, pid, log }: { libc: Libc; pid: number; log: Log }): WaitStatus | null {
   try {
     // null also for a thread-group leader that exited while its other threads still run; a later scan gets it.
     return libc.waitpidNoHang(pid);

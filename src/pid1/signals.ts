@@ -9,7 +9,7 @@ import { constants } from 'node:os';
 import { isatty } from 'node:tty';
 import { EXIT_SIGNAL_BASE, signalNumber } from './exit-code.ts';
 import { loadLibc } from './libc.ts';
-import { silentLog, type Pid1Log } from './log.ts';
+import { silentLog, type Log } from '../logging/log.ts';
 import { listDescendants } from '../process/proc.ts';
 
 /** The signals that reach the main process group. */
@@ -26,7 +26,7 @@ export interface SignalHandlers {
   forwardTo(): number | null;
   /** Second SIGTERM/SIGINT during the stop; default: SIGKILL everything left, exit 128 + signal. */
   onEscalate?(signal: StopSignal): void;
-  log?: Pid1Log;
+  log?: Log;
 }
 
 export interface SignalControls {
@@ -77,7 +77,7 @@ export function configureSignals({ onStop, onReload, forwardTo, onEscalate, log 
 }
 
 /** Sends a signal to a process group; ESRCH (the group is gone) is a warning, not an error. */
-export function forwardSignal({ pgid, signal, log = silentLog }: { pgid: number; signal: NodeJS.Signals | number; log?: Pid1Log }): boolean {
+export function forwardSignal({ pgid, signal, log = silentLog }: { pgid: number; signal: NodeJS.Signals | number; log?: Log }): boolean {
   // kill(-1) would hit every process we may signal, and -0 our own group.
   if (!Number.isInteger(pgid) || pgid < 2) throw new RangeError(`forwardSignal: pgid must be an integer >= 2, received ${pgid}`);
   try {
@@ -104,7 +104,7 @@ export function ignoreTerminalStopSignals(): void {
 }
 
 /** SIGKILLs every process left: the whole namespace when PID 1, else all our descendants. Returns how many. */
-export function killEverythingLeft({ log = silentLog, procRoot = '/proc' }: { log?: Pid1Log; procRoot?: string } = {}): number {
+export function killEverythingLeft({ log = silentLog, procRoot = '/proc' }: { log?: Log; procRoot?: string } = {}): number {
   // kill(-1) reaches every process but us, so only inside our own PID namespace.
   const targets = process.pid === 1 ? [-1] : listDescendants({ procRoot, pid: process.pid });
   let killed = 0;
@@ -120,7 +120,7 @@ export function killEverythingLeft({ log = silentLog, procRoot = '/proc' }: { lo
   return killed;
 }
 
-function killEverythingLeftAndExit({ signal, log }: { signal: StopSignal; log: Pid1Log }): void {
+function killEverythingLeftAndExit({ signal, log }: { signal: StopSignal; log: Log }): void {
   killEverythingLeft({ log });
   process.exit(EXIT_SIGNAL_BASE + signalNumber(signal));
 }

@@ -7,7 +7,7 @@
 
 /** SUPERVISOR_STOP_BUDGET_S when unset: one second inside docker's default 10 s grace. */
 export const DEFAULT_STOP_BUDGET_S = 9;
-export const STOP_BUDGET_ENV = 'SUPERVISOR_STOP_BUDGET_S';
+const STOP_BUDGET_ENV = 'SUPERVISOR_STOP_BUDGET_S';
 /** Kept at the end of the budget to SIGKILL whatever is left, reap it and exit. */
 export const KILL_RESERVE_MS = 500;
 

@@ -47,12 +47,12 @@ export async function listPids({ procRoot = DEFAULT_PROC_ROOT }: ProcOptions = {
 }
 
 /** listPids, synchronously (PID 1's last-moment paths). */
-export function listPidsSync({ procRoot = DEFAULT_PROC_ROOT }: ProcOptions = {}): number[] {
+function listPidsSync({ procRoot = DEFAULT_PROC_ROOT }: ProcOptions = {}): number[] {
   return readdirSync(procRoot).filter((n) => /^\d+$/.test(n)).map(Number);
 }
 
 /** A /proc file as text; null when the process vanished or is not ours to read. */
-export async function readProcFile(path: string): Promise<string | null> {
+async function readProcFile(path: string): Promise<string | null> {
   try {
     return await readFile(path, 'latin1');
   } catch (err) {

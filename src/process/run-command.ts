@@ -8,7 +8,7 @@ import { signalGroup } from './signal.ts';
 import { spawnGroup, type AfterDrain, type ExitStatus } from './spawn-group.ts';
 
 /** After the exit, how long the pipes may take to deliver the last output (a backgrounded grandchild can hold them for ever). */
-export const OUTPUT_DRAIN_MS = 200;
+const OUTPUT_DRAIN_MS = 200;
 
 /** What to run and how long it may take. */
 export interface RunCommandOptions {

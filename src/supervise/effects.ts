@@ -6,16 +6,17 @@ import { errnoOf } from '../process/errno.ts';
 import { findProcessesWithEnv, sweepProcessesWithEnv, waitUntilGone } from '../process/marked.ts';
 import { realClock, type Clock } from './clock.ts';
 import { httpProber } from './health-probe.ts';
-import type { EventLog, InstanceDeps } from './instance.ts';
+import type { InstanceDeps } from './instance.ts';
 import { RotatingLog } from './log-writer.ts';
 import { canBindPort, findPortHolder } from './port-holder.ts';
 import { processSpawner } from './spawn-instance.ts';
+import type { Log } from '../logging/log.ts';
 
 /** SIGKILL is delivered asynchronously: "stopped" means gone, so wait (briefly) until it is true. */
 const SWEEP_WAIT_MS = 1000;
 
 /** InstanceDeps wired to real processes and files. */
-export function makeInstanceDeps({ log, clock = realClock }: { log: EventLog; clock?: Clock }): InstanceDeps {
+export function makeInstanceDeps({ log, clock = realClock }: { log: Log; clock?: Clock }): InstanceDeps {
   return {
     clock,
     spawner: processSpawner,

@@ -7,7 +7,7 @@ import type { ExitStatus } from '../process/spawn-group.ts';
 
 /**
  * Log lines that mean "this will fail again the same way", as llama-server
- * prints them (measured on llama.cpp 80fb11a; see shared/reference/real-parts.md).
+ * prints them (measured on llama.cpp 80fb11a, the source node-llama-cpp@3.21.1 ships).
  */
 const CONFIG_FAILURES: readonly RegExp[] = [
   // `error: invalid argument: --no-such-flag` (the only line printed)

@@ -13,7 +13,7 @@ export interface HealthProber {
 const MAX_BODY = 512;
 
 /** Where to reach a server that listens on a wildcard address. */
-export function probeHost(host: string): string {
+function probeHost(host: string): string {
   if (host === '0.0.0.0' || host === '') return '127.0.0.1';
   if (host === '::' || host === '[::]') return '::1';
   return host.replace(/^\[|\]$/g, '');

@@ -46,7 +46,7 @@ export const STARTING_PROBE_INTERVAL_MS = 200;
 /** Failed probes in a row, once ready, before the instance is restarted. */
 export const LIVENESS_FAILURES = 3;
 /** While waiting, look again this often. */
-export const WAIT_RETRY_MS = 200;
+const WAIT_RETRY_MS = 200;
 
 /** How the last run ended, as `status` shows it. */
 export interface LastExit {
@@ -140,7 +140,7 @@ export interface ReduceResult {
 }
 
 /** A move TRANSITIONS does not allow: a bug in the reducer, never a user error. */
-export class IllegalTransitionError extends Error {}
+class IllegalTransitionError extends Error {}
 
 /** A fresh, never started instance. */
 export function initialMachine(): Machine {

@@ -24,17 +24,18 @@ import {
   type TimerName,
 } from './instance-machine.ts';
 import type { ChildHandle, Spawner } from './spawn-instance.ts';
+import type { Log } from '../logging/log.ts';
 
 export { LIVENESS_FAILURES, STARTING_PROBE_INTERVAL_MS, TRANSITIONS, type InstanceState, type LastExit } from './instance-machine.ts';
 
 /** How long to wait for our own previous process to free the port. */
 const PORT_RELEASE_WAIT_MS = 10_000;
 /** Lines of output kept with each exit record. */
-export const EXIT_TAIL_LINES = 200;
+const EXIT_TAIL_LINES = 200;
 /** After an exit, how long the output pipes may take to deliver the last lines (a leftover may hold them open). */
-export const EXIT_DRAIN_MS = 200;
+const EXIT_DRAIN_MS = 200;
 /** File-system work on a user's path (the log file, the model) that takes longer than this fails the start: a hung mount must not hang us. */
-export const FS_TIMEOUT_MS = 5000;
+const FS_TIMEOUT_MS = 5000;
 
 export interface TransitionEvent {
   instance: string;
@@ -71,18 +72,12 @@ export interface InstanceLog {
   close(): Promise<void>;
 }
 
-export interface EventLog {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
-
 /** Everything an instance does to the outside world, injected so tests can drive it. */
 export interface InstanceDeps {
   clock: Clock;
   spawner: Spawner;
   prober: HealthProber;
-  log: EventLog;
+  log: Log;
   openLog(plan: InstancePlan): Promise<InstanceLog>;
   /** Who listens on this port, if anyone. */
   findPortHolder(port: number): Promise<{ pid: number; command: string } | null>;

@@ -11,10 +11,10 @@ import { errnoOf } from '../process/errno.ts';
 import { waitUntilGone } from '../process/marked.ts';
 import { DEFAULT_PROC_ROOT, listPids, readEnviron, readProcStat, type ProcOptions } from '../process/proc.ts';
 import { sendSignal } from '../process/signal.ts';
-import type { EventLog } from './instance.ts';
+import type { Log } from '../logging/log.ts';
 
 /** How long orphans get to leave after SIGTERM before SIGKILL. */
-export const ORPHAN_STOP_GRACE_MS = 3000;
+const ORPHAN_STOP_GRACE_MS = 3000;
 /** After SIGKILL, how long to wait for them to be gone. */
 const ORPHAN_KILL_WAIT_MS = 1000;
 
@@ -30,7 +30,7 @@ export interface Orphan {
  * process that started after them (the pid was reused). Only our own PID namespace counts: a pid in a
  * container's marker means nothing out here.
  */
-export async function findOrphans(opts: ProcOptions = {}): Promise<Orphan[]> {
+async function findOrphans(opts: ProcOptions = {}): Promise<Orphan[]> {
   const procRoot = opts.procRoot ?? DEFAULT_PROC_ROOT;
   const ourNamespace = await readNamespace(join(procRoot, 'self'));
   const orphans: Orphan[] = [];
@@ -50,7 +50,7 @@ export async function findOrphans(opts: ProcOptions = {}): Promise<Orphan[]> {
 }
 
 /** Stops every orphan (SIGTERM, SIGKILL after the grace); returns the ones found. */
-export async function stopOrphans({ log, graceMs = ORPHAN_STOP_GRACE_MS, procRoot }: { log: EventLog; graceMs?: number; procRoot?: string }): Promise<Orphan[]> {
+export async function stopOrphans({ log, graceMs = ORPHAN_STOP_GRACE_MS, procRoot }: { log: Log; graceMs?: number; procRoot?: string }): Promise<Orphan[]> {
   const orphans = await findOrphans({ procRoot });
   if (orphans.length === 0) return orphans;
   const described = orphans.map((o) => `${o.instance} (pid ${o.pid}, of dead supervisor ${o.supervisorPid})`).join(', ');

@@ -32,7 +32,7 @@ export interface Spawner {
 const PRIVATE_ENV: readonly string[] = [GATEWAY_API_KEY_ENV];
 
 /** An instance's whole environment: ours without our secrets, the plan's variables on top, and the marker naming this supervisor. */
-export function makeInstanceEnv(inherited: Readonly<Record<string, string | undefined>>, plan: Pick<InstancePlan, 'env'>, supervisorPid: number): Record<string, string> {
+function makeInstanceEnv(inherited: Readonly<Record<string, string | undefined>>, plan: Pick<InstancePlan, 'env'>, supervisorPid: number): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [name, value] of Object.entries(inherited)) {
     if (value !== undefined && !PRIVATE_ENV.includes(name)) env[name] = value;

@@ -2,8 +2,9 @@
 // `background = false`), stops them together, and applies a reloaded plan by
 // restarting only the instances whose launch changed.
 import type { InstancePlan, LaunchPlan } from '../config/instance-plan.ts';
-import { SupervisorError, EXIT } from '../errors.ts';
-import { Instance, type EventLog, type InstanceDeps, type InstanceState, type InstanceStatus } from './instance.ts';
+import { UsageError } from '../errors.ts';
+import { Instance, type InstanceDeps, type InstanceState, type InstanceStatus } from './instance.ts';
+import type { Log } from '../logging/log.ts';
 
 export interface ReloadSummary {
   started: string[];
@@ -35,7 +36,7 @@ export class Supervisor {
   /** Services the boot adds (sshd): supervised and shown like instances, never touched by reload. */
   readonly #system = new Map<string, Instance>();
   readonly #deps: InstanceDeps;
-  readonly #log: EventLog;
+  readonly #log: Log;
   /** Set by shutdown: startAll starts nothing more. */
   #shuttingDown = false;
 
@@ -62,7 +63,7 @@ export class Supervisor {
   /** Adds a service the config does not manage (sshd) and starts it. */
   async addSystemInstance(plan: InstancePlan): Promise<Instance> {
     if (this.#instances.has(plan.name) || this.#system.has(plan.name)) {
-      throw new SupervisorError(`an instance named "${plan.name}" already exists; "${plan.name}" is reserved`, { exitCode: EXIT.USAGE });
+      throw new UsageError(`an instance named "${plan.name}" already exists; "${plan.name}" is reserved`);
     }
     const instance = new Instance(plan, this.#deps);
     this.#system.set(plan.name, instance);
@@ -88,12 +89,12 @@ export class Supervisor {
   /** Resolves names (or every instance for `all`); an unknown name is a usage error. */
   select(names: readonly string[], all: boolean): Instance[] {
     if (all) return this.instances;
-    if (names.length === 0) throw new SupervisorError('name at least one instance, or --all', { exitCode: EXIT.USAGE });
+    if (names.length === 0) throw new UsageError('name at least one instance, or --all');
     return names.map((name) => {
       const instance = this.#instances.get(name) ?? this.#system.get(name);
       if (!instance) {
         const known = this.instances.map((i) => i.name).join(', ') || 'none';
-        throw new SupervisorError(`no instance named "${name}" (instances: ${known})`, { exitCode: EXIT.USAGE });
+        throw new UsageError(`no instance named "${name}" (instances: ${known})`);
       }
       return instance;
     });
@@ -216,7 +217,7 @@ export class Supervisor {
   #refuseReservedNames(next: LaunchPlan): void {
     const reserved = next.instances.find((i) => this.#system.has(i.name));
     if (reserved) {
-      throw new SupervisorError(`instance name "${reserved.name}" is reserved for the ${reserved.name} service; rename the instance`, { exitCode: EXIT.USAGE });
+      throw new UsageError(`instance name "${reserved.name}" is reserved for the ${reserved.name} service; rename the instance`);
     }
   }
 

@@ -2,19 +2,20 @@
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import type { BootLog, BootLogLevel } from '../../src/boot/boot-log.ts';
+import type { Log } from '../../src/logging/log.ts';
 
 /** A collected log line. */
 export interface LogLine {
-  level: BootLogLevel;
+  level: 'debug' | 'info' | 'warn' | 'error';
   message: string;
   fields: Record<string, unknown>;
 }
 
-/** A BootLog that keeps every line, plus a text view for assertions. */
-export function makeCollectingLog(): { log: BootLog; lines: LogLine[]; text: () => string } {
+/** A Log that keeps every line, plus a text view for assertions. */
+export function makeCollectingLog(): { log: Log; lines: LogLine[]; text: () => string } {
   const lines: LogLine[] = [];
-  const log: BootLog = (level, message, fields = {}) => lines.push({ level, message, fields });
+  const at = (level: LogLine['level']) => (fields: object, message: string) => void lines.push({ level, message, fields: fields as Record<string, unknown> });
+  const log: Log = { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
   return { log, lines, text: () => lines.map((l) => `${l.level} ${l.message}`).join('\n') };
 }
 

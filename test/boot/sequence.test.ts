@@ -6,6 +6,7 @@ import { runBootSteps, type BootOptions } from '../../src/boot/sequence.ts';
 import { BootRecorder } from '../../src/boot/steps.ts';
 import { makeCollectingLog, makeHookBody, makeTempRoot, removeTempRoot, writeScript } from './boot-fixtures.ts';
 import { requireTools } from '../support/system-tools.ts';
+import { silentLog } from '../../src/logging/log.ts';
 
 let root: string;
 let ran: string;
@@ -164,7 +165,7 @@ describe('runBootSteps env toggles', () => {
     const calls: string[] = [];
     const withInstaller = await boot({
       env,
-      log: () => {},
+      log: silentLog,
       actions: { installBundle: async (path) => (calls.push(`install ${path}`), { state: 'ok', message: 'installed' }) },
     });
     expect(calls).toEqual(['install /pkgs/llama.tgz']);

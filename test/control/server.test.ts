@@ -9,6 +9,7 @@ import { startControlServer, type ControlHandler, type ControlServer } from '../
 import { EXIT, NotRunningError, SupervisorError, UsageError } from '../../src/errors.ts';
 import { CLI } from '../support/daemon.ts';
 import { collectGarbage, countFds, makeSocketDir, openRawConnection, waitUntil } from './socket-fixtures.ts';
+import { silentLog } from '../../src/logging/log.ts';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -98,7 +99,7 @@ describe('control server', () => {
 
   test('handler errors: SupervisorError keeps message and exit code; anything else is a logged internal error', async () => {
     const logged: unknown[] = [];
-    const log = { error: (obj: object) => logged.push(obj), warn() {}, debug() {} };
+    const log = { ...silentLog, error: (obj: object) => void logged.push(obj) };
     const server = await start(handle, log);
     const usage = await sendRequest({ path: server.path, cmd: 'usage' }).catch((e: unknown) => e);
     expect(usage).toBeInstanceOf(SupervisorError);

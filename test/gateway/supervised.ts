@@ -10,9 +10,10 @@ import { makeGatewayPlan, type GatewayPlan } from '../../src/config/gateway-plan
 import { startGateway, type Gateway } from '../../src/gateway/server.ts';
 import { fromSupervisor } from '../../src/gateway/targets.ts';
 import { makeInstanceDeps } from '../../src/supervise/effects.ts';
-import type { EventLog, InstanceState } from '../../src/supervise/instance.ts';
+import type { InstanceState } from '../../src/supervise/instance.ts';
 import { Supervisor } from '../../src/supervise/supervisor.ts';
 import { quietLog } from './support.ts';
+import type { Log } from '../../src/logging/log.ts';
 
 export interface Supervised {
   dir: string;
@@ -38,7 +39,7 @@ export async function startSupervised({ instancesToml, gatewayToml = '', env = {
   const gatewayPlan: GatewayPlan = { ...made.plan, host: '127.0.0.1', port: 0 };
   const events: Supervised['events'] = [];
   const keep = (level: string) => (obj: object, msg: string) => void events.push({ level, obj: obj as Record<string, unknown>, msg });
-  const log: EventLog = { info: keep('info'), warn: keep('warn'), error: keep('error') };
+  const log: Log = { debug: keep('debug'), info: keep('info'), warn: keep('warn'), error: keep('error') };
   const supervisor = new Supervisor({ plan: launchPlan, deps: makeInstanceDeps({ log }) });
   const gateway = await startGateway({ plan: gatewayPlan, targets: fromSupervisor(supervisor), log: quietLog() });
   void supervisor.startAll();

@@ -4,8 +4,8 @@ import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { GatewayPlan } from '../../src/config/gateway-plan.ts';
-import type { GatewayLog } from '../../src/gateway/request-handler.ts';
 import type { GatewayTargets, TargetState, TargetView } from '../../src/gateway/targets.ts';
+import type { Log } from '../../src/logging/log.ts';
 
 /** A gateway plan for tests: loopback, any free port, short waits. */
 export function testPlan(overrides: Partial<GatewayPlan> = {}): GatewayPlan {
@@ -25,10 +25,10 @@ export function testPlan(overrides: Partial<GatewayPlan> = {}): GatewayPlan {
 }
 
 /** A log that keeps what it is given. */
-export function quietLog(): GatewayLog & { events: { level: string; obj: object; msg: string }[] } {
+export function quietLog(): Log & { events: { level: string; obj: object; msg: string }[] } {
   const events: { level: string; obj: object; msg: string }[] = [];
   const keep = (level: string) => (obj: object, msg: string) => void events.push({ level, obj, msg });
-  return { events, info: keep('info'), warn: keep('warn'), error: keep('error') };
+  return { events, debug: keep('debug'), info: keep('info'), warn: keep('warn'), error: keep('error') };
 }
 
 /** Targets whose state the test sets; nextChange wakes on every setState. */

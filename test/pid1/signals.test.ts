@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { configureSignals, FORWARDED_SIGNALS, forwardSignal, type SignalControls, type StopSignal } from '../../src/pid1/signals.ts';
-import type { Pid1Log } from '../../src/pid1/log.ts';
+import type { Log } from '../../src/logging/log.ts';
 
 let controls: SignalControls | null = null;
 const children: ChildProcess[] = [];
@@ -15,7 +15,7 @@ afterEach(() => {
 });
 
 /** A logger that keeps each line. */
-function recordingLog(): Pid1Log & { lines: { level: string; event: unknown; msg: string }[] } {
+function recordingLog(): Log & { lines: { level: string; event: unknown; msg: string }[] } {
   const lines: { level: string; event: unknown; msg: string }[] = [];
   const at = (level: string) => (fields: object, msg: string) => lines.push({ level, event: (fields as { event?: unknown }).event, msg });
   return { lines, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };

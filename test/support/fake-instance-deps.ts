@@ -6,10 +6,11 @@ import { EventEmitter } from 'node:events';
 import { PassThrough } from 'node:stream';
 import { DEFAULT_POLICY, type InstancePlan, type SupervisionPolicy } from '../../src/config/instance-plan.ts';
 import type { HealthProber, ProbeResult } from '../../src/supervise/health-probe.ts';
-import type { EventLog, InstanceDeps, InstanceLog, TransitionEvent } from '../../src/supervise/instance.ts';
+import type { InstanceDeps, InstanceLog, TransitionEvent } from '../../src/supervise/instance.ts';
 import { SpawnError } from '../../src/errors.ts';
 import type { ChildHandle, ExitStatus, Spawner } from '../../src/supervise/spawn-instance.ts';
 import { FakeClock } from './fake-clock.ts';
+import type { Log } from '../../src/logging/log.ts';
 
 // ---- plans ----
 
@@ -278,10 +279,11 @@ export interface LogEntry {
   msg: string;
 }
 
-/** EventLog that keeps every entry. */
-export class RecordingEventLog implements EventLog {
+/** Log that keeps every entry. */
+export class RecordingEventLog implements Log {
   readonly entries: LogEntry[] = [];
 
+  debug(): void {}
   info(obj: object, msg: string): void {
     this.entries.push({ level: 'info', obj: obj as Record<string, unknown>, msg });
   }

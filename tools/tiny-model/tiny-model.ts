@@ -1,6 +1,6 @@
 // A tiny random-weight llama model (about 0.5 MB) that a real llama-server
 // loads and serves, so tests run the real server without downloading a model.
-// Facts behind the choices: shared/reference/real-parts.md (beside the repo).
+// What matters about such a model (byte tokens, a bias toward printable ASCII and a quick </s>) is said where it is built.
 
 import { rename, unlink, writeFile } from 'node:fs/promises';
 import { buildGguf, type GgufTensor, type GgufValue } from './gguf-writer.ts';

@@ -36,7 +36,7 @@ export default async function config(args: ParsedArgs): Promise<number> {
 }
 
 /** The JSON form of `config print`. */
-export function describePlan(plan: LaunchPlan): unknown {
+function describePlan(plan: LaunchPlan): unknown {
   return {
     enabled: plan.enabled,
     instances: plan.instances.map((i) => ({

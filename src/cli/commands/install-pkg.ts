@@ -62,7 +62,7 @@ export default async function installPkg(args: ParsedArgs): Promise<number> {
 }
 
 /** One line saying what happened. */
-export function describeInstall(result: InstallResult): string {
+function describeInstall(result: InstallResult): string {
   const version = result.version ? ` (${result.version})` : '';
   const sha = result.sha256.slice(0, 12);
   switch (result.status) {

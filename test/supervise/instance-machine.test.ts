@@ -3,7 +3,6 @@
 // event, the impossible cells included. A cell is the state after the event;
 // '!' marks cells where the event must change nothing at all.
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_POLICY, type InstancePlan } from '../../src/config/instance-plan.ts';
 import {
   INSTANCE_STATES,
   initialMachine,
@@ -14,24 +13,10 @@ import {
   type InstanceState,
   type Machine,
 } from '../../src/supervise/instance-machine.ts';
+import { makePlan } from '../support/fake-instance-deps.ts';
 
 const NOW = 1_700_000_000_000;
-const plan: InstancePlan = {
-  name: 'llm',
-  enabled: true,
-  executable: '/bin/llama-server',
-  args: ['--port', '8080'],
-  env: {},
-  logFile: '/tmp/llm.log',
-  gpuIds: null,
-  host: '127.0.0.1',
-  port: 8080,
-  probe: 'http',
-  background: true,
-  user: null,
-  model: null,
-  policy: { ...DEFAULT_POLICY },
-};
+const plan = makePlan({ name: 'llm', port: 8080 });
 
 const base = initialMachine();
 const running = { pid: 100, generation: 1, startedAt: NOW - 5000, lastProgressAt: NOW, readySince: null };

@@ -6,6 +6,11 @@ import type { ConfigTable, ConfigValue } from './overrides.ts';
 import { formatPythonScalar } from './python-str.ts';
 import { describeValue } from './zod-issues.ts';
 
+/** The variable that raises llama-server's verbosity without touching its argv. */
+export const LOG_VERBOSITY_ENV = 'LLAMA_ARG_LOG_VERBOSITY';
+/** At 4, llama-server logs buffers, offload and fit lines; at its default (3) it says almost nothing about a load. */
+export const LOAD_LOG_VERBOSITY = '4';
+
 /** llama-server's own defaults, used for probing and the duplicate-port check. */
 const LLAMA_SERVER_DEFAULT_HOST = '127.0.0.1';
 const LLAMA_SERVER_DEFAULT_PORT = 8080;
@@ -69,6 +74,18 @@ export function findApiKey(args: readonly string[], env: Readonly<Record<string,
   const raw = findFlagValue(args, ['--api-key']) ?? env.LLAMA_API_KEY ?? '';
   const first = raw.split(',')[0]?.trim() ?? '';
   return first === '' ? null : first;
+}
+
+/** The context size asked for (`--ctx-size` / `-c`); null when absent or 0 (from the model). */
+export function findCtxSize(args: readonly string[], env: Readonly<Record<string, string>>): number | null {
+  const value = Number(findFlagValue(args, ['--ctx-size', '-c']) ?? env.LLAMA_ARG_CTX_SIZE ?? 0);
+  return Number.isInteger(value) && value > 0 ? value : null;
+}
+
+/** Whether the args choose llama-server's log verbosity themselves. */
+export function setsLogVerbosity(args: readonly string[]): boolean {
+  const flags = ['-v', '--verbose', '-lv', '--verbosity', '--log-verbosity'];
+  return args.some((arg) => flags.includes(arg) || flags.some((f) => f.startsWith('--') && arg.startsWith(`${f}=`)));
 }
 
 function findFlagValue(args: readonly string[], flags: readonly string[]): string | null {

@@ -20,6 +20,10 @@ export interface SupervisionPolicy {
   startupStallS: number;
   logMaxBytes: number;
   logKeep: number;
+  /** When llama.cpp's fit serves less than configured (a shorter context, layers on the CPU): say so, or fail the start. */
+  onFitReduced: 'warn' | 'fail';
+  /** How long a start waits for the last run's GPU memory to be released before it starts anyway. */
+  gpuReleaseTimeoutS: number;
 }
 
 /** Defaults for SupervisionPolicy, in one place. */
@@ -35,6 +39,8 @@ export const DEFAULT_POLICY: Readonly<SupervisionPolicy> = Object.freeze({
   startupStallS: 180,
   logMaxBytes: 50 * 1024 * 1024,
   logKeep: 5,
+  onFitReduced: 'warn',
+  gpuReleaseTimeoutS: 15,
 });
 
 /** Once ready this long, the backoff starts again from `backoffInitialMs`. */
@@ -76,6 +82,12 @@ export interface InstancePlan {
   aliases?: readonly string[];
   /** The key the server demands (`--api-key`), which the gateway sends it; null or absent: none. */
   apiKey?: string | null;
+  /** The context size configured (`--ctx-size`); null or absent: the model's own. */
+  ctxSize?: number | null;
+  /** Why the planner added a variable to `env` (shown by `config print`). */
+  envNotes?: Readonly<Record<string, string>>;
+  /** What runs: llama-server (its log is read for the load's progress and fit), or a service such as sshd. Absent: llama-server. */
+  engine?: 'llama-server' | 'service';
   policy: SupervisionPolicy;
 }
 

@@ -6,9 +6,22 @@
 // (ports.ts, path-limits.ts), plan
 // the gateway (gateway-plan.ts); issues are located by issue-location.ts.
 import type { ConfigIssue } from '../errors.ts';
-import { findAliases, findApiKey, findListenAddress, findModel, formatArg, makeServerArgs, mergeServer } from './argv.ts';
+import {
+  findAliases,
+  findApiKey,
+  findCtxSize,
+  findListenAddress,
+  findModel,
+  formatArg,
+  LOAD_LOG_VERBOSITY,
+  LOG_VERBOSITY_ENV,
+  makeServerArgs,
+  mergeServer,
+  setsLogVerbosity,
+} from './argv.ts';
 import { resolveExecutable, type ExecutableLookup } from './executable.ts';
 import { makeGatewayPlan } from './gateway-plan.ts';
+import { checkGpuIds, selectGpus, type KnownGpu } from './gpu-ids.ts';
 import { DEFAULT_POLICY, INSTANCE_MARKER_ENV, type InstancePlan, type LaunchPlan, type SupervisionPolicy } from './instance-plan.ts';
 import { makeReport } from './issue-location.ts';
 import { mergeOverrides, OVERRIDES_ENV, OverridesSyntaxError, parseOverrides, type ConfigTable, type ConfigValue } from './overrides.ts';
@@ -24,6 +37,8 @@ export interface PlanContext extends ExecutableLookup {
   env: Readonly<Record<string, string | undefined>>;
   /** For messages only. */
   file: string | null;
+  /** This machine's GPUs, for the gpu_ids checks; null or absent: not known (no nvidia-smi, or not asked). */
+  gpus?: readonly KnownGpu[] | null;
 }
 
 export interface PlanResult {
@@ -67,6 +82,7 @@ export function makeLaunchPlan(text: string, ctx: PlanContext): PlanResult {
   const plan = buildPlan({ document, ctx, source });
   checkPorts(plan, report);
   checkPathLimits(plan, report);
+  for (const issue of checkGpuIds(plan.enabled ? plan.instances : [], ctx.gpus ?? null)) report('warning', ['instance', issue.instance, 'control', 'gpu_ids'], issue.message);
   const gateway = makeGatewayPlan(document.gateway, plan, ctx.env);
   for (const issue of gateway.issues) report(issue.severity, issue.path, issue.message);
   if (gateway.plan) plan.gateway = gateway.plan;
@@ -125,7 +141,17 @@ function buildInstance({
     const previous = env.LD_LIBRARY_PATH ?? ctx.env.LD_LIBRARY_PATH;
     env.LD_LIBRARY_PATH = previous ? `${executable.libraryDir}:${previous}` : executable.libraryDir;
   }
-  if (gpuIds !== null && !/^all$/i.test(gpuIds)) env.CUDA_VISIBLE_DEVICES = /^none$/i.test(gpuIds) ? '' : gpuIds;
+  const gpus = selectGpus(gpuIds);
+  const notes: Record<string, string> = {};
+  if (gpus !== 'all') env.CUDA_VISIBLE_DEVICES = gpus === 'none' ? '' : gpus.join(',');
+  if (Array.isArray(gpus) && env.CUDA_DEVICE_ORDER === undefined && ctx.env.CUDA_DEVICE_ORDER === undefined) {
+    env.CUDA_DEVICE_ORDER = 'PCI_BUS_ID';
+    notes.CUDA_DEVICE_ORDER = 'added by the supervisor: with explicit gpu_ids, index N is the GPU nvidia-smi lists as N';
+  }
+  if (env[LOG_VERBOSITY_ENV] === undefined && ctx.env[LOG_VERBOSITY_ENV] === undefined && !setsLogVerbosity(args)) {
+    env[LOG_VERBOSITY_ENV] = LOAD_LOG_VERBOSITY;
+    notes[LOG_VERBOSITY_ENV] = `added by the supervisor (argv unchanged): at verbosity ${LOAD_LOG_VERBOSITY} llama-server logs its buffers, offload and fit decisions, which status shows; set it or -v yourself to choose`;
+  }
   env[INSTANCE_MARKER_ENV] = name;
   const logDir = (c.log_dir as string | undefined) ?? '/tmp';
   const listen = findListenAddress(args);
@@ -145,6 +171,9 @@ function buildInstance({
     model: findModel(args),
     aliases: findAliases(args, env),
     apiKey: findApiKey(args, env),
+    ctxSize: findCtxSize(args, env),
+    envNotes: notes,
+    engine: 'llama-server',
     policy: makePolicy(c),
   };
 }
@@ -163,6 +192,8 @@ function makePolicy(c: ControlTable & ConfigTable): SupervisionPolicy {
     startupStallS: num(c.startup_stall_s, DEFAULT_POLICY.startupStallS),
     logMaxBytes: num(c.log_max_bytes, DEFAULT_POLICY.logMaxBytes),
     logKeep: num(c.log_keep, DEFAULT_POLICY.logKeep),
+    onFitReduced: c.on_fit_reduced ?? DEFAULT_POLICY.onFitReduced,
+    gpuReleaseTimeoutS: num(c.gpu_release_timeout_s, DEFAULT_POLICY.gpuReleaseTimeoutS),
   };
 }
 

@@ -5,6 +5,7 @@ import { delimiter, join } from 'node:path';
 import { ConfigError, SupervisorError, type ConfigIssue, UsageError } from '../errors.ts';
 import type { LaunchPlan } from './instance-plan.ts';
 import { makeLaunchPlan, type PlanResult } from './launch-plan.ts';
+import type { KnownGpu } from './gpu-ids.ts';
 
 const CONFIG_ENV = 'AUTO_INFER_LLAMA_CPP_CONFIG';
 
@@ -19,11 +20,11 @@ export function getConfigPath(flag: string | undefined, env: NodeJS.ProcessEnv =
 }
 
 /** Reads and plans a config file; the result carries every issue, errors and warnings. */
-export function readLaunchPlan(file: string, env: NodeJS.ProcessEnv = process.env): PlanResult {
+export function readLaunchPlan(file: string, env: NodeJS.ProcessEnv = process.env, { gpus = null }: { gpus?: readonly KnownGpu[] | null } = {}): PlanResult {
   const read = readConfigText(file);
   if (!read.ok) return { plan: null, issues: [{ severity: 'error', file, path: '', message: `cannot read config: ${read.why}` }] };
   const text = read.text;
-  const result = makeLaunchPlan(text, { env, file, isFile, which: (name) => which(name, env.PATH) });
+  const result = makeLaunchPlan(text, { env, file, isFile, which: (name) => which(name, env.PATH), gpus });
   if (result.plan) result.issues.push(...checkModelFiles(result.plan, file));
   return result;
 }

@@ -8,6 +8,7 @@
 // costs the daemon ~5 MiB RSS. Keep classic zod (the 'zod' entry point) off the daemon path.
 import * as z from 'zod/mini';
 import { gatewaySchema } from './gateway-plan.ts';
+import { GPU_IDS_PATTERN } from './gpu-ids.ts';
 
 /** `[instance.*] names`: upstream's schema pattern. */
 export const INSTANCE_NAME = /^(?!control$)(?!server$)[A-Za-z0-9][A-Za-z0-9._-]*$/;
@@ -17,10 +18,10 @@ const count = (min = 0) => z.number().check(z.int(), z.minimum(min));
 
 const gpuIds = z
   .union([
-    z.string().check(z.regex(/^(all|none|\d+(,\d+)*)$/i, { error: 'expected "all", "none" or GPU indices such as "0,1"' })),
+    z.string().check(z.regex(GPU_IDS_PATTERN, { error: 'expected "all", "none", or GPU indices or UUIDs such as "0,1" or "GPU-5f2c…"' })),
     count(0),
   ])
-  .check(z.describe('GPUs for CUDA_VISIBLE_DEVICES: "all" (inherit), "none" (hide all GPUs) or indices such as "0,1"'));
+  .check(z.describe('GPUs for CUDA_VISIBLE_DEVICES: "all" (inherit), "none" (hide all GPUs), or indices or UUIDs such as "0,1" (indices as nvidia-smi lists them)'));
 
 const positive = (what: string) => z.number().check(z.positive(), z.describe(what));
 
@@ -67,6 +68,12 @@ export const controlSchema = z.partial(
     user: z.string().check(z.minLength(1), z.describe('Run the instance as this user instead of root')),
     log_max_bytes: count(4096).check(z.describe('Rotate the log file at this size (default 52428800)')),
     log_keep: count(1).check(z.describe('Rotated log files to keep (default 5)')),
+    on_fit_reduced: z
+      .enum(['warn', 'fail'])
+      .check(z.describe('When llama.cpp fits a shorter context or moves layers off the GPU: "warn" (default) or "fail" the start')),
+    gpu_release_timeout_s: z
+      .number()
+      .check(z.minimum(0), z.maximum(600), z.describe('A start waits this long for the last run\'s GPU memory to come back, then starts anyway (default 15)')),
   }),
 );
 

@@ -1,13 +1,8 @@
 // What a llama-server load told us, read line by line from its log (at
-// verbosity 4, see LOG_VERBOSITY_ENV): the phase it reached, what --fit
+// verbosity 4: config/argv.ts LOG_VERBOSITY_ENV): the phase it reached, what --fit
 // projected and decided, how many layers went to the GPU, the buffers it
 // allocated per device, and the context it really got. Pure: lines in, report
 // out, so it is tested on recorded logs.
-
-/** The variable that raises llama-server's verbosity without touching its argv. */
-export const LOG_VERBOSITY_ENV = 'LLAMA_ARG_LOG_VERBOSITY';
-/** At 4, llama-server logs buffers, offload and fit lines; at its default (3) it says almost nothing about a load. */
-export const LOAD_LOG_VERBOSITY = '4';
 
 /** The steps of a load, in order; each has the share of the load done when it begins. */
 const LOAD_PHASES = [

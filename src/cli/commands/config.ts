@@ -1,4 +1,5 @@
 // supervisor config check [FILE] [--json] | config print [FILE] [--json] | config schema
+import type { KnownGpu } from '../../config/gpu-ids.ts';
 import type { InstancePlan, LaunchPlan } from '../../config/instance-plan.ts';
 import { getConfigPath, missingConfigError, readLaunchPlan } from '../../config/load-config.ts';
 import { ConfigError, EXIT, formatConfigIssue, UsageError } from '../../errors.ts';
@@ -16,7 +17,9 @@ export default async function config(args: ParsedArgs): Promise<number> {
   if (action !== 'check' && action !== 'print') throw new UsageError('usage: supervisor config check|print [FILE] | config schema');
   const path = getConfigPath(file ?? (args.flags.config as string | undefined));
   if (path === null) throw missingConfigError();
-  const { plan, issues } = readLaunchPlan(path);
+  // check compares gpu_ids with this machine's GPUs (quietly none without nvidia-smi); print has no need to ask.
+  const gpus = action === 'check' ? await findMachineGpus() : null;
+  const { plan, issues } = readLaunchPlan(path, process.env, { gpus });
   if (action === 'check') {
     if (args.flags.json) printJson({ ok: plan !== null, issues });
     else {
@@ -35,6 +38,12 @@ export default async function config(args: ParsedArgs): Promise<number> {
   return EXIT.OK;
 }
 
+async function findMachineGpus(): Promise<readonly KnownGpu[] | null> {
+  const { queryGpus } = await import('../../gpu/nvidia-smi.ts');
+  const found = await queryGpus();
+  return found.ok ? found.gpus : null;
+}
+
 /** The JSON form of `config print`. */
 function describePlan(plan: LaunchPlan): unknown {
   return {
@@ -45,6 +54,7 @@ function describePlan(plan: LaunchPlan): unknown {
       executable: i.executable,
       args: i.args,
       env: i.env,
+      env_notes: i.envNotes ?? {},
       log_file: i.logFile,
       gpu_ids: i.gpuIds,
       port: i.port,
@@ -59,6 +69,8 @@ function describePlan(plan: LaunchPlan): unknown {
         health_path: i.policy.healthPath,
         health_interval_s: i.policy.healthIntervalS,
         startup_stall_s: i.policy.startupStallS,
+        on_fit_reduced: i.policy.onFitReduced,
+        gpu_release_timeout_s: i.policy.gpuReleaseTimeoutS,
       },
     })),
   };
@@ -69,7 +81,8 @@ const quote = (word: string) => (/^[\w@%+=:,./-]+$/.test(word) ? word : `'${word
 function formatInstance(i: InstancePlan): string {
   const env = Object.entries(i.env).map(([k, v]) => `${k}=${quote(v)}`);
   const command = [...env, i.executable, ...i.args].map((w, n) => (n < env.length ? w : quote(w))).join(' ');
-  return `# ${i.name}${i.enabled ? '' : ' (disabled)'}: port ${i.port}, log ${i.logFile}, restart ${i.policy.restart}\n${command}\n`;
+  const notes = Object.entries(i.envNotes ?? {}).map(([name, why]) => `# ${name}: ${why}\n`).join('');
+  return `# ${i.name}${i.enabled ? '' : ' (disabled)'}: port ${i.port}, log ${i.logFile}, restart ${i.policy.restart}\n${notes}${command}\n`;
 }
 
 function formatPlan(plan: LaunchPlan): string {

@@ -1,7 +1,7 @@
 // Runs one hook: its own process group, a timeout (SIGTERM, then SIGKILL after
 // a grace, to the whole group), its output logged line by line under its name,
 // and a result that reads the same for success and failure.
-import { StringDecoder } from 'node:string_decoder';
+import { LineSplitter } from '../process/line-splitter.ts';
 import { runCommand } from '../process/run-command.ts';
 import { silentLog, type Log } from '../logging/log.ts';
 
@@ -67,8 +67,8 @@ export async function runHook({
   log.info({ event: 'boot-hook-start', hook: name, path }, `hook ${name}: starting`);
   let lastLine = '';
   const splitters = {
-    stdout: new LineSplitter((line) => onLine('stdout', line)),
-    stderr: new LineSplitter((line) => onLine('stderr', line)),
+    stdout: new LineSplitter((line) => onLine('stdout', line), MAX_LINE_CHARS),
+    stderr: new LineSplitter((line) => onLine('stderr', line), MAX_LINE_CHARS),
   };
   function onLine(stream: 'stdout' | 'stderr', line: string): void {
     if (line.trim() !== '') lastLine = line;
@@ -102,39 +102,4 @@ export async function runHook({
 
 function formatSeconds(ms: number): string {
   return `${Number((ms / 1000).toFixed(3))} s`;
-}
-
-/** Cuts a stream into lines (a line longer than MAX_LINE_CHARS in pieces), a character split across chunks kept whole. */
-class LineSplitter {
-  readonly #decoder = new StringDecoder('utf8');
-  readonly #onLine: (line: string) => void;
-  #pending = '';
-
-  constructor(onLine: (line: string) => void) {
-    this.#onLine = onLine;
-  }
-
-  push(chunk: Buffer): void {
-    this.#flush(this.#decoder.write(chunk));
-  }
-
-  /** The end of the stream: a last line without its newline is a line too. */
-  end(): void {
-    this.#flush(this.#decoder.end());
-    if (this.#pending) this.#onLine(this.#pending);
-    this.#pending = '';
-  }
-
-  #flush(text: string): void {
-    this.#pending += text;
-    let newline: number;
-    while ((newline = this.#pending.indexOf('\n')) >= 0) {
-      this.#onLine(this.#pending.slice(0, newline).replace(/\r$/, ''));
-      this.#pending = this.#pending.slice(newline + 1);
-    }
-    while (this.#pending.length > MAX_LINE_CHARS) {
-      this.#onLine(this.#pending.slice(0, MAX_LINE_CHARS));
-      this.#pending = this.#pending.slice(MAX_LINE_CHARS);
-    }
-  }
 }

@@ -42,14 +42,32 @@ export function formatStatusTable(rows: readonly StatusRow[]): string {
     formatRequests(s),
     formatLastExit(s),
     String(s.port),
-    s.gpu_ids ?? 'all',
+    formatGpus(s),
     s.log_file,
   ]);
   const widths = HEADERS.map((h, col) => Math.max(h.length, ...cells.map((row) => row[col].length)));
   const line = (row: string[]) => row.map((cell, col) => (col === row.length - 1 ? cell : cell.padEnd(widths[col]))).join('  ');
-  const notes = rows.filter((s) => IN_PASSING.includes(s.state) && s.state_reason).map((s) => `${s.name} ${s.state}: ${s.state_reason}`);
+  const notes = rows.flatMap(formatNotes);
   return `${[line(HEADERS), ...cells.map(line), ...notes].join('\n')}\n`;
 }
 
 /** States whose reason is not in the table (what it waits for, why it is being stopped): said below it. */
 const IN_PASSING: readonly string[] = ['waiting', 'stopping', 'restarting', 'failing'];
+
+// The GPUs column: what it holds on each (`0:87982MiB`), `none (CPU)`, or the gpu_ids asked for.
+function formatGpus(s: StatusRow): string {
+  if (s.gpu_ids !== null && /^none$/i.test(s.gpu_ids)) return 'none (CPU)';
+  const memory = s.gpu?.memory ?? [];
+  if (memory.length > 0) return memory.map((m) => `${m.gpu}:${m.mib}MiB`).join(',');
+  return s.gpu?.devices.join(',') || (s.gpu_ids ?? 'all');
+}
+
+// Lines below the table: why it waits or stops, how far a load is, what fit cut, a GPU that was slow to come back.
+function formatNotes(s: StatusRow): string[] {
+  const notes: string[] = [];
+  if (IN_PASSING.includes(s.state) && s.state_reason) notes.push(`${s.name} ${s.state}: ${s.state_reason}`);
+  if (s.load) notes.push(`${s.name} loading: ${s.load.percent}% (${s.load.phase})`);
+  if (s.fit?.reduced) notes.push(`${s.name} fit: ${s.fit.message}`);
+  if (s.gpu?.release?.warning) notes.push(`${s.name} GPU release: ${s.gpu.release.warning}`);
+  return notes;
+}

@@ -10,6 +10,7 @@ const COMMANDS: Record<string, () => Promise<{ default: Command }>> = {
   run: () => import('./commands/run.ts'),
   boot: () => import('./commands/boot.ts'),
   status: () => import('./commands/status.ts'),
+  gpus: () => import('./commands/gpus.ts'),
   start: () => import('./commands/lifecycle.ts'),
   stop: () => import('./commands/lifecycle.ts'),
   restart: () => import('./commands/lifecycle.ts'),

@@ -4,6 +4,8 @@
 import { SupervisorError, UsageError } from '../errors.ts';
 import { followLog, readLastLines } from '../supervise/log-reader.ts';
 import { addRequestStats, type DaemonGateway } from '../gateway/daemon-gateway.ts';
+import type { GpuMonitor } from '../gpu/monitor.ts';
+import { summarizeGpus } from '../gpu/summary.ts';
 import type { Supervisor } from '../supervise/supervisor.ts';
 import type { ControlHandler } from './server.ts';
 
@@ -22,6 +24,8 @@ export interface DaemonControl {
   bootSteps?: BootStepsView;
   /** Drains instances around restarts and counts their requests. */
   gateway?: Pick<DaemonGateway, 'withDrain' | 'stats'>;
+  /** The machine's GPUs (absent: none are looked at). */
+  gpus?: Pick<GpuMonitor, 'snapshot' | 'peek' | 'present' | 'error'>;
 }
 
 type Args = Record<string, unknown>;
@@ -51,6 +55,14 @@ export function makeControlHandler(daemon: DaemonControl): ControlHandler {
     ping: () => ({ version: daemon.version, pid: process.pid }),
     status: (args) => addRequestStats(supervisor.status(names(args)), daemon.gateway ?? null),
     health: () => supervisor.health(),
+    // `fresh`: ask nvidia-smi now (supervisor gpus); else the last answer, so status stays fast.
+    gpus: async (args) => {
+      const monitor = daemon.gpus;
+      if (monitor === undefined) return { present: false, error: null, gpus: [] };
+      const snapshot = args.fresh === true ? await monitor.snapshot() : monitor.peek();
+      const memory = supervisor.status().map((s) => ({ name: s.name, memory: s.gpu?.memory ?? [] }));
+      return { present: monitor.present === true, error: monitor.error, at: snapshot ? new Date(snapshot.at).toISOString() : null, gpus: summarizeGpus(snapshot, memory) };
+    },
     start: async (args) => {
       const chosen = supervisor.select(names(args), args.all === true);
       await Promise.all(chosen.map((i) => i.start('start command')));

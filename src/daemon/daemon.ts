@@ -12,6 +12,8 @@ import { createLogger } from '../logging/logger.ts';
 import { makeInstanceDeps } from '../supervise/effects.ts';
 import { getInstancesToDrain, makeDaemonGateway } from '../gateway/daemon-gateway.ts';
 import { stopOrphans } from '../supervise/orphans.ts';
+import { makeInstanceGpu } from '../gpu/instance-gpu.ts';
+import { GpuMonitor } from '../gpu/monitor.ts';
 import { Supervisor, type ReloadSummary } from '../supervise/supervisor.ts';
 
 export interface DaemonOptions {
@@ -36,6 +38,8 @@ export interface DaemonOptions {
 
 export interface Daemon {
   supervisor: Supervisor;
+  /** The machine's GPUs, as nvidia-smi last said. */
+  gpus: GpuMonitor;
   log: Logger;
   /** Re-reads the config; a config with errors is rejected and nothing running is touched. */
   reload(): Promise<ReloadSummary>;
@@ -70,7 +74,10 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   };
   const initial = serveOnStart ? read() : EMPTY_PLAN;
   if (configPath === null) log.warn({ event: 'no-config' }, 'no config file given: no instance is supervised yet');
-  const supervisor = new Supervisor({ plan: initial, deps: makeInstanceDeps({ log }) });
+  // The GPUs are asked for once now, in the background (a CPU machine answers "none" at once and never again).
+  const gpus = new GpuMonitor();
+  void gpus.snapshot();
+  const supervisor = new Supervisor({ plan: initial, deps: makeInstanceDeps({ log, gpu: makeInstanceGpu({ monitor: gpus }) }) });
   // The gateway follows each (re)loaded plan's [gateway]; a listen failure is logged, the next reload retries.
   const gateway = makeDaemonGateway({ supervisor, log: log.child({ component: 'gateway' }) });
   const applyGateway = (plan: LaunchPlan) =>
@@ -83,6 +90,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
 
   const daemon: Daemon = {
     supervisor,
+    gpus,
     log,
     done,
     async reload() {
@@ -114,7 +122,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
 
   server = await startControlServer({
     path: socketPath,
-    handle: makeControlHandler({ supervisor, reload: daemon.reload, serve: daemon.serve, version, bootSteps, gateway }),
+    handle: makeControlHandler({ supervisor, reload: daemon.reload, serve: daemon.serve, version, bootSteps, gateway, gpus }),
     log,
   });
   log.info({ event: 'listening', socket: socketPath, config: configPath, version, daemon_pid: process.pid }, `supervisor ${version} listening on ${socketPath}`);

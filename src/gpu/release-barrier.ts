@@ -10,53 +10,43 @@ import { errnoOf } from '../process/errno.ts';
 import { DEFAULT_PROC_ROOT, type ProcOptions } from '../process/proc.ts';
 import type { GpuInfo, GpuProcess } from './inventory.ts';
 
-/** What was true when the instance's process exited. */
+/** What the driver listed right after the instance's process exited. */
 export interface ExitSnapshot {
-  /** GPU index → MiB the instance held there (its buffers, or the driver's per-process figure). */
-  heldMiB: ReadonlyMap<number, number>;
-  /** GPU index → MiB in use on that GPU right after the exit. */
-  usedAtExitMiB: ReadonlyMap<number, number>;
   /** The pids of the exited run (the server and what was swept). */
   pids: readonly number[];
+  /** Those of them the driver still listed with memory at the exit: only these are waited for by pid. */
+  listed: readonly number[];
 }
 
 /** What is true now. */
 export interface ReleaseFacts {
-  gpus: readonly GpuInfo[];
   /** The driver's compute processes; null when it did not answer. */
   processes: readonly GpuProcess[] | null;
-  /** Whether the driver's pids are ours (same pid namespace); false inside a container that has its own. */
-  pidsAreOurs: boolean;
-  /** Processes of the instance that still have a /dev/nvidia* device open. */
+  gpus: readonly GpuInfo[];
+  /** Processes of the instance still alive with a /dev/nvidia* device open. */
   holders: readonly number[];
 }
 
 export type ReleaseVerdict = { released: true } | { released: false; reason: string };
 
-/** Memory counts as back when at least this share of what the instance held is free again (others may allocate meanwhile). */
-const RELEASED_SHARE = 0.9;
-
-/** Is the GPU memory of the exited run back? */
+/**
+ * Is the exited run's GPU memory back? The driver frees a process's memory when its last device file closes,
+ * so no live process of the instance may have one open; and a pid the driver still listed at the exit must be
+ * gone from its list (it can lag the reap). Inside a container the driver's pids are the host's and match none
+ * of ours, so there the open device files alone decide.
+ */
 export function checkRelease(snapshot: ExitSnapshot, facts: ReleaseFacts): ReleaseVerdict {
   if (facts.holders.length > 0) return { released: false, reason: `pid ${facts.holders.join(', ')} of the last run still has the GPU open` };
-  if (facts.pidsAreOurs && facts.processes !== null) {
-    const lingering = facts.processes.filter((p) => snapshot.pids.includes(p.pid));
-    if (lingering.length > 0) {
-      const what = lingering.map((p) => `pid ${p.pid} holds ${p.usedMiB ?? '?'} MiB on ${gpuName(facts.gpus, p.gpuUuid)}`).join(', ');
-      return { released: false, reason: `the last run's memory is not back yet: ${what}` };
-    }
-    return { released: true };
-  }
-  // Foreign pids (a container): judge by the memory in use on each GPU the instance held.
-  for (const [index, held] of snapshot.heldMiB) {
-    const used = facts.gpus.find((g) => g.index === index)?.usedMiB;
-    const atExit = snapshot.usedAtExitMiB.get(index);
-    if (used === null || used === undefined || atExit === undefined || held <= 0) continue;
-    if (used > atExit - held * RELEASED_SHARE) {
-      return { released: false, reason: `GPU ${index}: ${used} MiB in use, the last run's ${Math.round(held)} MiB not back yet` };
-    }
-  }
-  return { released: true };
+  if (snapshot.listed.length === 0 || facts.processes === null) return { released: true };
+  const lingering = facts.processes.filter((p) => snapshot.listed.includes(p.pid));
+  if (lingering.length === 0) return { released: true };
+  const what = lingering.map((p) => `pid ${p.pid} holds ${p.usedMiB ?? '?'} MiB on ${gpuName(facts.gpus, p.gpuUuid)}`).join(', ');
+  return { released: false, reason: `the last run's memory is not back yet: ${what}` };
+}
+
+/** The pids of a run that the driver lists with memory (none inside a container: there they are host pids). */
+export function listedPids(pids: readonly number[], processes: readonly GpuProcess[] | null): number[] {
+  return processes === null ? [] : pids.filter((pid) => processes.some((p) => p.pid === pid));
 }
 
 /** Which of `pids` have a GPU device (`/dev/nvidia*`) open, from their /proc fd links. */

@@ -4,6 +4,7 @@ import { stat } from 'node:fs/promises';
 import { INSTANCE_MARKER_ENV, SUPERVISOR_MARKER_ENV } from '../config/instance-plan.ts';
 import { errnoOf } from '../process/errno.ts';
 import { findProcessesWithEnv, sweepProcessesWithEnv, waitUntilGone } from '../process/marked.ts';
+import type { InstanceGpu } from '../gpu/instance-gpu.ts';
 import { realClock, type Clock } from './clock.ts';
 import { httpProber } from './health-probe.ts';
 import type { InstanceDeps } from './instance.ts';
@@ -16,8 +17,9 @@ import type { Log } from '../logging/log.ts';
 const SWEEP_WAIT_MS = 1000;
 
 /** InstanceDeps wired to real processes and files. */
-export function makeInstanceDeps({ log, clock = realClock }: { log: Log; clock?: Clock }): InstanceDeps {
+export function makeInstanceDeps({ log, clock = realClock, gpu }: { log: Log; clock?: Clock; gpu?: InstanceGpu }): InstanceDeps {
   return {
+    gpu,
     clock,
     spawner: processSpawner,
     prober: httpProber,

@@ -94,6 +94,8 @@ export interface Machine {
   readonly startReason: string;
   readonly termAt: number | null;
   readonly killDeadline: number | null;
+  /** The process is being stopped for a reason a restart would not fix (on_fit_reduced = "fail"): fatal after the exit. */
+  readonly giveUp: boolean;
 }
 
 /** What the checks before a spawn found. */
@@ -113,7 +115,9 @@ export type InstanceEvent =
   | { type: 'probed'; generation: number; ok: boolean; answer: string; logWriteAt: number | null }
   /** The process exited, its leftovers are swept and its output drained; `at` is the exit's time. */
   | { type: 'exited'; generation: number; status: ExitStatus; tail: readonly string[]; at: number }
-  | { type: 'timer'; timer: Exclude<TimerName, 'probe'> };
+  | { type: 'timer'; timer: Exclude<TimerName, 'probe'> }
+  /** llama.cpp's fit served less than configured (a shorter context, layers on the CPU). */
+  | { type: 'fit-reduced'; generation: number; reason: string };
 
 export type InstanceEffect =
   | { type: 'transition'; from: InstanceState; to: InstanceState; pid: number | null; reason: string }
@@ -166,6 +170,7 @@ export function initialMachine(): Machine {
     startReason: '',
     termAt: null,
     killDeadline: null,
+    giveUp: false,
   };
 }
 
@@ -230,6 +235,8 @@ class Step {
         return this.onExit(event);
       case 'timer':
         return this.onTimer(event.timer);
+      case 'fit-reduced':
+        return this.onFitReduced(event.generation, event.reason);
     }
   }
 
@@ -292,6 +299,7 @@ class Step {
   beginLaunch(reason: string): void {
     this.m.generation += 1;
     this.m.launch = { generation: this.m.generation, reason, stage: 'preflight', stopAfterSpawn: false };
+    this.m.giveUp = false;
     this.m.startReason = reason;
     this.effects.push({ type: 'preflight', generation: this.m.generation });
   }
@@ -371,6 +379,16 @@ class Step {
     this.effects.push({ type: 'probe', generation, afterMs: policy.healthIntervalS * 1000 });
   }
 
+  // A smaller model than configured: said (warn), or the start fails for good (a restart would fit the same way).
+  onFitReduced(generation: number, reason: string): void {
+    if (generation !== this.m.generation || this.m.pid === null || (this.m.state !== 'starting' && this.m.state !== 'ready')) return;
+    if (this.plan.policy.onFitReduced === 'fail') {
+      this.m.giveUp = true;
+      return this.terminate('failing', `${reason} (on_fit_reduced = "fail")`);
+    }
+    this.effects.push({ type: 'log', level: 'warn', event: 'fit-reduced', message: reason, fields: { reason } });
+  }
+
   // ---- stopping ----
 
   // SIGTERM to the group now, SIGKILL after stop_timeout_s (or a shorter grace); the exit finishes the stop.
@@ -414,6 +432,7 @@ class Step {
     if (state === 'failing') {
       // A stall or failed liveness is a failure: the restart policy decides.
       this.m.lastExit = { ...this.m.lastExit, reason: this.m.stopReason };
+      if (this.m.giveUp) return this.fail(this.m.stopReason, status);
       if (this.plan.policy.restart === 'never') return this.fail(`${this.m.stopReason} (restart = "never")`, status);
       return this.scheduleRestart(this.m.stopReason, at);
     }

@@ -8,7 +8,11 @@ import { EventEmitter } from 'node:events';
 import type { InstancePlan } from '../config/instance-plan.ts';
 import { isSupervisorError } from '../errors.ts';
 import { describeError } from '../process/errno.ts';
+import type { DeviceMemory, InstanceGpu } from '../gpu/instance-gpu.ts';
+import { isFitReduced, loadPercent, type LoadPhase, type LoadReport } from '../gpu/load-report.ts';
+import type { ExitSnapshot } from '../gpu/release-barrier.ts';
 import type { Clock, TimerHandle } from './clock.ts';
+import { LoadTracker } from './load-tracker.ts';
 import type { HealthProber } from './health-probe.ts';
 import {
   initialMachine,
@@ -60,6 +64,14 @@ export interface InstanceStatus {
   gpu_ids: string | null;
   log_file: string;
   next_restart_at: string | null;
+  /** While starting: how far the load is, from the server's own lines. */
+  load: { phase: LoadPhase; percent: number } | null;
+  /** The context configured (null: the model's), the model's trained one, and the one the server runs with. */
+  context: { configured: number | null; trained: number | null; actual: number | null } | null;
+  /** What llama.cpp's fit did; `reduced` with the message when it served less than configured. */
+  fit: { decision: string; reduced: boolean; message: string | null } | null;
+  /** The GPUs it runs on and what it holds there; null when it runs on none (gpu_ids = "none", or no GPUs). */
+  gpu: { devices: number[]; memory: DeviceMemory[]; release: { waited_ms: number; warning: string | null } | null } | null;
 }
 
 /** The log file of an instance as the engine uses it (see log-writer.ts). */
@@ -86,6 +98,8 @@ export interface InstanceDeps {
   fileExists(path: string): Promise<boolean> | boolean;
   /** Kills processes that escaped the group but carry the instance's marker; returns their pids. */
   sweepLeftovers(instance: string): Promise<number[]>;
+  /** GPU facts (devices, release barrier, start turns, memory); absent: GPUs are not looked at. */
+  gpu?: InstanceGpu;
 }
 
 /** A value, or why it did not come in time. */
@@ -104,6 +118,18 @@ export class Instance extends EventEmitter {
   #lastTail: readonly string[] = [];
   /** Counts commands: a caller waiting for its command's outcome stops waiting once a later command replaced it. */
   #commands = 0;
+  /** The current (or last) run's load, read from its output. */
+  #load: LoadTracker | null = null;
+  /** Whether the current run's fit decision has been looked at. */
+  #fitSeen = false;
+  /** The GPUs of the current (or last) run, and their used MiB before it and what it added. */
+  #devices: number[] = [];
+  #usedBefore = new Map<number, number>();
+  #delta = new Map<number, number>();
+  /** The last run's pids at its exit, until its GPU memory is back. */
+  #exitSnapshot: ExitSnapshot | null = null;
+  #releaseSince: number | null = null;
+  #release: { waited_ms: number; warning: string | null } | null = null;
 
   constructor(plan: InstancePlan, deps: InstanceDeps) {
     super();
@@ -141,7 +167,22 @@ export class Instance extends EventEmitter {
       gpu_ids: this.#plan.gpuIds,
       log_file: this.#plan.logFile,
       next_restart_at: m.state === 'backoff' && m.nextRestartAt !== null ? new Date(m.nextRestartAt).toISOString() : null,
+      ...this.#loadStatus(),
     };
+  }
+
+  // The load, context, fit and GPU fields of status, from the current (or last) run.
+  #loadStatus(): Pick<InstanceStatus, 'load' | 'context' | 'fit' | 'gpu'> {
+    const report = this.#load?.report ?? null;
+    const starting = this.#m.state === 'starting' && report !== null;
+    const configured = this.#plan.ctxSize ?? null;
+    const context = report === null && configured === null ? null : { configured, trained: report?.nCtxTrain ?? null, actual: report?.nCtx ?? null };
+    const fit = report?.fitDecision ? { decision: report.fitDecision, reduced: isFitReduced(report), message: isFitReduced(report) ? describeFit(report, this.#devices) : null } : null;
+    const gpu =
+      this.#devices.length === 0 || this.#deps.gpu === undefined
+        ? null
+        : { devices: this.#devices, memory: this.#deps.gpu.memoryOf({ pids: this.#m.pid === null ? [] : [this.#m.pid], devices: this.#devices, report, delta: this.#delta }), release: this.#release };
+    return { load: starting ? { phase: report.phase, percent: loadPercent(report) } : null, context, fit, gpu };
   }
 
   /** Starts the instance unless it runs; resolves once the start is under way (or failed). During a stop, the start follows the exit. */
@@ -231,6 +272,8 @@ export class Instance extends EventEmitter {
         const event: TransitionEvent = { instance: this.name, from: effect.from, to: effect.to, pid: effect.pid, reason: effect.reason };
         const level = effect.to === 'fatal' || effect.to === 'backoff' ? 'warn' : 'info';
         this.#deps.log[level]({ ...event, event: 'transition' }, `${this.name}: ${effect.from} -> ${effect.to} (${effect.reason})`);
+        if (effect.from === 'starting') this.#deps.gpu?.releaseTurn(this.name);
+        if (effect.to === 'ready') void this.#measureDelta();
         this.emit('transition', event);
         return;
       }
@@ -276,7 +319,45 @@ export class Instance extends EventEmitter {
     const port = await this.#checkPort(plan);
     if (port.kind !== 'ok') return port;
     const log = await this.#openLog(plan);
-    return log === null ? { kind: 'ok' } : { kind: 'fail', reason: log };
+    if (log !== null) return { kind: 'fail', reason: log };
+    return this.#checkGpus(plan);
+  }
+
+  // The GPU steps before a spawn: the last run's memory must be back (bounded), then this instance takes its
+  // turn on each GPU, so a load on a shared GPU fits to what is really free.
+  async #checkGpus(plan: InstancePlan): Promise<PreflightOutcome> {
+    const gpu = this.#deps.gpu;
+    if (gpu === undefined || plan.engine === 'service') return { kind: 'ok' };
+    const devices = await gpu.devicesOf(plan);
+    this.#devices = devices;
+    if (devices.length === 0) return { kind: 'ok' };
+    if (this.#exitSnapshot !== null) {
+      const verdict = await gpu.checkRelease(this.name, this.#exitSnapshot);
+      const now = this.#deps.clock.now();
+      const since = (this.#releaseSince ??= now);
+      const limitMs = plan.policy.gpuReleaseTimeoutS * 1000;
+      if (!verdict.released && now - since < limitMs) return { kind: 'wait', reason: `GPU release: ${verdict.reason}`, limitMs: Number.POSITIVE_INFINITY, giveUp: '' };
+      const warning = verdict.released ? null : `started anyway after ${plan.policy.gpuReleaseTimeoutS} s: ${verdict.reason}`;
+      this.#release = { waited_ms: now - since, warning };
+      if (warning !== null) this.#deps.log.warn({ instance: this.name, event: 'gpu-release-timeout', devices }, `${this.name}: ${warning}`);
+      else if (now > since) this.#deps.log.info({ instance: this.name, event: 'gpu-released', waited_ms: now - since, devices }, `${this.name}: waited ${now - since} ms for the last run's GPU memory`);
+      this.#exitSnapshot = null;
+      this.#releaseSince = null;
+    }
+    const holder = gpu.takeTurn(this.name, devices);
+    if (holder !== null) return { kind: 'wait', reason: `waiting for its turn: ${holder}`, limitMs: Number.POSITIVE_INFINITY, giveUp: '' };
+    this.#usedBefore = await gpu.usedMiB(devices);
+    this.#delta = new Map();
+    return { kind: 'ok' };
+  }
+
+  // After ready: what the run added to each GPU's used memory (the last-resort figure).
+  async #measureDelta(): Promise<void> {
+    const gpu = this.#deps.gpu;
+    if (gpu === undefined || this.#devices.length === 0 || this.#usedBefore.size === 0) return;
+    const before = this.#usedBefore;
+    const now = await gpu.usedMiB(this.#devices);
+    this.#delta = new Map([...now].map(([device, used]) => [device, used - (before.get(device) ?? used)]));
   }
 
   // A port held by another process fails the start; our own previous process still exiting is waited for.
@@ -323,10 +404,13 @@ export class Instance extends EventEmitter {
       // A SpawnError is a config problem (missing executable, unknown user); anything else is ours, but still no crash of the daemon.
       const reason = isSupervisorError(err) ? err.message : `cannot start ${plan.executable}: ${describeError(err)}`;
       if (!isSupervisorError(err)) this.#deps.log.error({ instance: this.name, err, event: 'spawn-error' }, reason);
+      this.#deps.gpu?.releaseTurn(this.name);
       this.#dispatch({ type: 'spawn-failed', generation, reason });
       return;
     }
     this.#child = { generation, handle };
+    this.#fitSeen = false;
+    this.#load = plan.engine === 'service' ? null : new LoadTracker((report) => this.#onLoad(generation, report));
     if (this.#log !== null) this.#pipeOutput(handle, this.#log);
     void handle.exited.then((status) => this.#onExit({ generation, handle, status, at: this.#deps.clock.now() }));
     this.#dispatch({ type: 'spawned', generation, pid: handle.pid });
@@ -340,6 +424,9 @@ export class Instance extends EventEmitter {
   // The exit: sweep what escaped the group and read the last output, then tell the machine.
   async #onExit({ generation, handle, status, at }: { generation: number; handle: ChildHandle; status: Awaited<ChildHandle['exited']>; at: number }): Promise<void> {
     const [swept] = await Promise.all([this.#sweepLeftovers(), handle.drainOutput(EXIT_DRAIN_MS)]);
+    this.#deps.gpu?.releaseTurn(this.name);
+    // What the driver still lists of this run decides what the next start waits for (the release barrier).
+    if (this.#deps.gpu !== undefined && this.#devices.length > 0) this.#exitSnapshot = await this.#deps.gpu.snapshotExit([handle.pid, ...swept]);
     if (swept.length > 0) {
       this.#deps.log.warn(
         { instance: this.name, pids: swept, event: 'sweep' },
@@ -362,11 +449,29 @@ export class Instance extends EventEmitter {
     }
   }
 
+  // A load line moved the report: the start turn goes once the buffers are allocated, and a fit decision is looked at once.
+  #onLoad(generation: number, report: LoadReport): void {
+    if (loadPercent(report) >= loadPercent({ phase: 'warmup' })) this.#deps.gpu?.releaseTurn(this.name);
+    if (this.#fitSeen || loadPercent(report) < loadPercent({ phase: 'context' })) return;
+    this.#fitSeen = true;
+    if (!isFitReduced(report)) return;
+    const reason = describeFit(report, this.#devices);
+    const holders = this.#deps.gpu?.describeHolders(this.#devices, () => null);
+    this.#deps.log.warn(
+      { instance: this.name, event: 'fit', decision: report.fitDecision, devices: this.#devices },
+      `${this.name}: llama.cpp served less than configured: ${reason}${holders ? `; memory held: ${holders}` : ''}`,
+    );
+    this.#dispatch({ type: 'fit-reduced', generation, reason });
+  }
+
   #pipeOutput(child: ChildHandle, log: InstanceLog): void {
     const streams = [child.stdout, child.stderr];
     const resume = () => streams.forEach((s) => s.resume());
-    for (const stream of streams) {
+    const load = this.#load;
+    for (const [index, stream] of streams.entries()) {
+      const name = index === 0 ? 'stdout' : 'stderr';
       stream.on('data', (chunk: Buffer) => {
+        load?.push(name, chunk);
         if (log.write(chunk)) return;
         streams.forEach((s) => s.pause());
         log.once('drain', resume);
@@ -418,4 +523,13 @@ async function bounded<T>({ work, ms, clock }: { work: Promise<T>; ms: number; c
   } finally {
     if (timer !== undefined) clock.clearTimeout(timer);
   }
+}
+
+/** `ctx 71936/131072, fitted to 54641 MiB free on GPU 0`, or `0/33 layers on the GPU, fitted to 493 MiB free on GPU 0`. */
+function describeFit(report: LoadReport, devices: readonly number[]): string {
+  const where = devices.length === 0 ? 'the GPU' : `GPU ${devices.join(', ')}`;
+  const free = report.fit ? `, fitted to ${report.fit.freeMiB} MiB free on ${where}` : '';
+  if (report.fitDecision === 'context-reduced' && report.contextReduced) return `ctx ${report.contextReduced.to}/${report.contextReduced.from}${free}`;
+  if (report.offloaded) return `${report.offloaded.layers}/${report.offloaded.of} layers on the GPU, the rest on the CPU${free}`;
+  return `layers moved to the CPU${free}`;
 }

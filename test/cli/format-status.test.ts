@@ -16,6 +16,10 @@ const row = (over: Partial<StatusRow>): StatusRow => ({
   gpu_ids: null,
   log_file: '/tmp/a.log',
   next_restart_at: null,
+  load: null,
+  context: null,
+  fit: null,
+  gpu: null,
   ...over,
 });
 

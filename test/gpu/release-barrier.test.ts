@@ -1,46 +1,41 @@
-// The release barrier's decision on recorded H200 facts, in both pid worlds,
-// and the /proc scan for processes that still have a GPU device open.
+// The release barrier's decision on recorded H200 facts, and the /proc scan
+// for processes that still have a GPU device open.
 import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseGpuCsv, parseProcessCsv } from '../../src/gpu/inventory.ts';
-import { checkRelease, findDeviceHolders, type ExitSnapshot } from '../../src/gpu/release-barrier.ts';
+import { checkRelease, findDeviceHolders, listedPids } from '../../src/gpu/release-barrier.ts';
 
 const fixture = (name: string) => readFileSync(new URL(`../fixtures/gpu/${name}`, import.meta.url), 'utf8');
-const three = parseGpuCsv(fixture('nvidia-smi-three.csv'));
-const two = parseGpuCsv(fixture('nvidia-smi-two.csv'));
-// The fitted server (pid 5319, 87982 MiB) exited while three ran: 142826 MiB were in use.
-const snapshot: ExitSnapshot = { heldMiB: new Map([[0, 87982]]), usedAtExitMiB: new Map([[0, 142826]]), pids: [5319] };
+const gpus = parseGpuCsv(fixture('nvidia-smi-three.csv'));
+const three = parseProcessCsv(fixture('apps-three.csv'));
+const two = parseProcessCsv(fixture('apps-three.csv')).filter((p) => p.pid !== 5319);
 
 describe('checkRelease', () => {
-  it('with our own pids: not released while the driver still lists the exited pid, released once it is gone', () => {
-    const still = checkRelease(snapshot, { gpus: three, processes: parseProcessCsv(fixture('apps-three.csv')), pidsAreOurs: true, holders: [] });
-    expect(still).toEqual({ released: false, reason: "the last run's memory is not back yet: pid 5319 holds 87982 MiB on GPU 0" });
-    const gone = checkRelease(snapshot, { gpus: three, processes: parseProcessCsv('5413, GPU-315cd002-e974-3bdd-c635-f8e7f15b6430, 54140\n'), pidsAreOurs: true, holders: [] });
-    expect(gone).toEqual({ released: true });
-  });
-
-  it('with foreign pids (a container): by the memory in use on the GPU', () => {
-    expect(checkRelease(snapshot, { gpus: three, processes: null, pidsAreOurs: false, holders: [] })).toEqual({
+  it('waits while the driver still lists a pid it listed at the exit, and not after', () => {
+    // The fitted server (pid 5319, 87982 MiB) exited while three ran, and the driver still listed it.
+    const snapshot = { pids: [5319, 5320], listed: listedPids([5319, 5320], three) };
+    expect(snapshot.listed).toEqual([5319]);
+    expect(checkRelease(snapshot, { processes: three, gpus, holders: [] })).toEqual({
       released: false,
-      reason: "GPU 0: 142826 MiB in use, the last run's 87982 MiB not back yet",
+      reason: "the last run's memory is not back yet: pid 5319 holds 87982 MiB on GPU 0",
     });
-    // 142826 - 87982 = 54844: the release.txt recording saw 54839 MiB in use 144 ms after the kill.
-    const after = [{ ...three[0], usedMiB: 54839 }];
-    expect(checkRelease(snapshot, { gpus: after, processes: null, pidsAreOurs: false, holders: [] })).toEqual({ released: true });
+    expect(checkRelease(snapshot, { processes: two, gpus, holders: [] })).toEqual({ released: true });
   });
 
-  it('a process of the instance that still has the device open holds the barrier, whatever the memory says', () => {
-    expect(checkRelease(snapshot, { gpus: two, processes: [], pidsAreOurs: true, holders: [777] })).toEqual({
+  it('in a container (host pids, none of ours listed) only open device files decide', () => {
+    const snapshot = { pids: [12], listed: listedPids([12], three) };
+    expect(snapshot.listed).toEqual([]);
+    expect(checkRelease(snapshot, { processes: three, gpus, holders: [] })).toEqual({ released: true });
+  });
+
+  it('a process of the instance that still has the device open holds the barrier, whatever the driver says', () => {
+    expect(checkRelease({ pids: [1], listed: [] }, { processes: [], gpus, holders: [777] })).toEqual({
       released: false,
       reason: 'pid 777 of the last run still has the GPU open',
     });
-  });
-
-  it('an instance that held nothing passes at once', () => {
-    expect(checkRelease({ heldMiB: new Map(), usedAtExitMiB: new Map(), pids: [1] }, { gpus: three, processes: null, pidsAreOurs: false, holders: [] })).toEqual({ released: true });
   });
 });
 

@@ -39,7 +39,7 @@ const ROWS: Record<string, Machine> = {
   fatal: { ...base, state: 'fatal', generation: 1, lastExit: { code: 1, signal: null, reason: 'boom' } },
 };
 
-const COLUMNS = ['start', 'stop', 'restart', 'pre-ok', 'pre-wait', 'pre-fail', 'spawned', 'spawn-failed', 'probe-ok', 'probe-bad', 'exited', 't-backoff', 't-retry', 't-kill'] as const;
+const COLUMNS = ['start', 'stop', 'restart', 'pre-ok', 'pre-wait', 'pre-fail', 'spawned', 'spawn-failed', 'probe-ok', 'probe-bad', 'exited', 't-backoff', 't-retry', 't-kill', 'fit-reduced'] as const;
 type Column = (typeof COLUMNS)[number];
 
 function eventFor(column: Column, m: Machine): InstanceEvent {
@@ -73,24 +73,26 @@ function eventFor(column: Column, m: Machine): InstanceEvent {
       return { type: 'timer', timer: 'retry' };
     case 't-kill':
       return { type: 'timer', timer: 'kill' };
+    case 'fit-reduced':
+      return { type: 'fit-reduced', generation, reason: 'ctx 71936/131072' };
   }
 }
 
 // prettier-ignore
 const EXPECTED: Record<string, readonly string[]> = {
-  //                        start         stop        restart        pre-ok        pre-wait   pre-fail  spawned     spawn-failed  probe-ok   probe-bad   exited        t-backoff   t-retry     t-kill
-  stopped:                  ['stopped',    'stopped',  'stopped',     'stopped!',   'stopped!', 'stopped!', 'stopped!', 'stopped!',  'stopped!', 'stopped!', 'stopped!',   'stopped!', 'stopped!', 'stopped!'],
-  'stopped (preflight)':    ['stopped!',   'stopped',  'stopped!',    'stopped',    'waiting',  'fatal',    'stopped!', 'stopped!',  'stopped!', 'stopped!', 'stopped!',   'stopped!', 'stopped!', 'stopped!'],
-  'stopped (spawning)':     ['stopped!',   'stopped',  'stopped!',    'stopped!',   'stopped!', 'stopped!', 'starting', 'fatal',     'stopped!', 'stopped!', 'stopped!',   'stopped!', 'stopped!', 'stopped!'],
-  waiting:                  ['waiting',    'stopped',  'waiting',     'waiting!',   'waiting!', 'waiting!', 'waiting!', 'waiting!',  'waiting!', 'waiting!', 'waiting!',   'waiting!', 'waiting',  'waiting!'],
-  starting:                 ['starting!',  'stopping', 'restarting',  'starting!',  'starting!','starting!','starting!','starting!', 'ready',    'starting', 'backoff',    'starting!','starting!','starting!'],
-  ready:                    ['ready!',     'stopping', 'restarting',  'ready!',     'ready!',   'ready!',   'ready!',   'ready!',    'ready',    'ready',    'backoff',    'ready!',   'ready!',   'ready!'],
-  stopping:                 ['restarting', 'stopping!','restarting',  'stopping!',  'stopping!','stopping!','stopping!','stopping!', 'stopping!','stopping!','stopped',    'stopping!','stopping!','stopping'],
-  restarting:               ['restarting!','stopping', 'restarting!', 'restarting!','restarting!','restarting!','restarting!','restarting!','restarting!','restarting!','restarting','restarting!','restarting!','restarting'],
-  'restarting (preflight)': ['restarting!','stopped',  'restarting!', 'restarting', 'waiting',  'fatal',    'restarting!','restarting!','restarting!','restarting!','restarting!','restarting!','restarting!','restarting!'],
-  failing:                  ['restarting', 'stopping', 'restarting',  'failing!',   'failing!', 'failing!', 'failing!', 'failing!',  'failing!', 'failing!', 'backoff',    'failing!', 'failing!', 'failing'],
-  backoff:                  ['backoff',    'stopped',  'backoff',     'backoff!',   'backoff!', 'backoff!', 'backoff!', 'backoff!',  'backoff!', 'backoff!', 'backoff!',   'backoff',  'backoff!', 'backoff!'],
-  fatal:                    ['fatal',      'stopped',  'fatal',       'fatal!',     'fatal!',   'fatal!',   'fatal!',   'fatal!',    'fatal!',   'fatal!',   'fatal!',     'fatal!',   'fatal!',   'fatal!'],
+  //                        start         stop        restart        pre-ok        pre-wait   pre-fail  spawned     spawn-failed  probe-ok   probe-bad   exited        t-backoff   t-retry     t-kill      fit-reduced
+  stopped:                  ['stopped',    'stopped',  'stopped',     'stopped!',   'stopped!', 'stopped!', 'stopped!', 'stopped!',  'stopped!', 'stopped!', 'stopped!',   'stopped!', 'stopped!', 'stopped!', 'stopped!'],
+  'stopped (preflight)':    ['stopped!',   'stopped',  'stopped!',    'stopped',    'waiting',  'fatal',    'stopped!', 'stopped!',  'stopped!', 'stopped!', 'stopped!',   'stopped!', 'stopped!', 'stopped!', 'stopped!'],
+  'stopped (spawning)':     ['stopped!',   'stopped',  'stopped!',    'stopped!',   'stopped!', 'stopped!', 'starting', 'fatal',     'stopped!', 'stopped!', 'stopped!',   'stopped!', 'stopped!', 'stopped!', 'stopped!'],
+  waiting:                  ['waiting',    'stopped',  'waiting',     'waiting!',   'waiting!', 'waiting!', 'waiting!', 'waiting!',  'waiting!', 'waiting!', 'waiting!',   'waiting!', 'waiting',  'waiting!', 'waiting!'],
+  starting:                 ['starting!',  'stopping', 'restarting',  'starting!',  'starting!','starting!','starting!','starting!', 'ready',    'starting', 'backoff',    'starting!','starting!','starting!', 'starting'],
+  ready:                    ['ready!',     'stopping', 'restarting',  'ready!',     'ready!',   'ready!',   'ready!',   'ready!',    'ready',    'ready',    'backoff',    'ready!',   'ready!',   'ready!', 'ready'],
+  stopping:                 ['restarting', 'stopping!','restarting',  'stopping!',  'stopping!','stopping!','stopping!','stopping!', 'stopping!','stopping!','stopped',    'stopping!','stopping!','stopping', 'stopping!'],
+  restarting:               ['restarting!','stopping', 'restarting!', 'restarting!','restarting!','restarting!','restarting!','restarting!','restarting!','restarting!','restarting','restarting!','restarting!','restarting', 'restarting!'],
+  'restarting (preflight)': ['restarting!','stopped',  'restarting!', 'restarting', 'waiting',  'fatal',    'restarting!','restarting!','restarting!','restarting!','restarting!','restarting!','restarting!','restarting!', 'restarting!'],
+  failing:                  ['restarting', 'stopping', 'restarting',  'failing!',   'failing!', 'failing!', 'failing!', 'failing!',  'failing!', 'failing!', 'backoff',    'failing!', 'failing!', 'failing', 'failing!'],
+  backoff:                  ['backoff',    'stopped',  'backoff',     'backoff!',   'backoff!', 'backoff!', 'backoff!', 'backoff!',  'backoff!', 'backoff!', 'backoff!',   'backoff',  'backoff!', 'backoff!', 'backoff!'],
+  fatal:                    ['fatal',      'stopped',  'fatal',       'fatal!',     'fatal!',   'fatal!',   'fatal!',   'fatal!',    'fatal!',   'fatal!',   'fatal!',     'fatal!',   'fatal!',   'fatal!', 'fatal!'],
 };
 
 function transitions(effects: readonly InstanceEffect[]) {
@@ -133,7 +135,7 @@ describe('the reducer, cell by cell', () => {
 
   it('ignores every event of an older generation', () => {
     for (const [row, machine] of Object.entries(ROWS)) {
-      for (const column of ['pre-ok', 'pre-wait', 'pre-fail', 'spawned', 'spawn-failed', 'probe-ok', 'probe-bad', 'exited'] as const) {
+      for (const column of ['pre-ok', 'pre-wait', 'pre-fail', 'spawned', 'spawn-failed', 'probe-ok', 'probe-bad', 'exited', 'fit-reduced'] as const) {
         const event = { ...eventFor(column, machine), generation: machine.generation - 1 } as InstanceEvent;
         const { machine: next, effects } = reduce(machine, event, { now: NOW, plan });
         expect({ row, column, effects, same: next === machine || JSON.stringify(next) === JSON.stringify(machine) }).toEqual({ row, column, effects: [], same: true });
@@ -188,6 +190,15 @@ describe('what the cells do', () => {
     const m = { ...ROWS['stopped (preflight)'], waitSince: NOW - 10_001 };
     const { machine } = run(m, { type: 'preflight-done', generation: 2, outcome: { kind: 'wait', reason: 'held', limitMs: 10_000, giveUp: 'port taken' } });
     expect(machine).toMatchObject({ state: 'fatal', lastExit: { reason: 'port taken' }, waitSince: null });
+  });
+
+  it('a reduced fit is a warning by default, and with on_fit_reduced = "fail" a stop that ends fatal, not in a restart', () => {
+    const fit = { type: 'fit-reduced', generation: 1, reason: 'ctx 71936/131072, fitted to 54641 MiB free on GPU 0' } as const;
+    expect(run(ROWS.starting, fit).effects).toEqual([{ type: 'log', level: 'warn', event: 'fit-reduced', message: fit.reason, fields: { reason: fit.reason } }]);
+    const failing = run(ROWS.starting, fit, { onFitReduced: 'fail' });
+    expect(failing.machine).toMatchObject({ state: 'failing', giveUp: true, stopReason: `${fit.reason} (on_fit_reduced = "fail")` });
+    const exited = run(failing.machine, { type: 'exited', generation: 1, status: { code: 0, signal: null }, tail: [], at: NOW }, { onFitReduced: 'fail' });
+    expect(exited.machine).toMatchObject({ state: 'fatal', lastExit: { reason: `${fit.reason} (on_fit_reduced = "fail")` } });
   });
 
   it('a start from fatal resets the restart budget', () => {

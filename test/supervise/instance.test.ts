@@ -14,7 +14,7 @@ import {
   type TransitionRecord,
 } from '../support/fake-instance-deps.ts';
 
-const STATUS_KEYS = ['gpu_ids', 'last_exit', 'log_file', 'name', 'next_restart_at', 'pid', 'port', 'restarts', 'state', 'state_reason', 'state_since', 'uptime_s'];
+const STATUS_KEYS = ['context', 'fit', 'gpu', 'gpu_ids', 'last_exit', 'load', 'log_file', 'name', 'next_restart_at', 'pid', 'port', 'restarts', 'state', 'state_reason', 'state_since', 'uptime_s'];
 
 interface Setup {
   world: FakeWorld;
@@ -817,6 +817,10 @@ describe('status()', () => {
       gpu_ids: '0,1',
       log_file: plan.logFile,
       next_restart_at: null,
+      load: null,
+      context: null,
+      fit: null,
+      gpu: null,
     });
     expect(seen[1]).toMatchObject({ state: 'ready', pid: child.pid, uptime_s: 5, state_reason: 'health check /health answered 200' });
     expect(Date.parse(seen[1].state_since!)).toBe(s.t0 + 200);

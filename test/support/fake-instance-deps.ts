@@ -9,6 +9,10 @@ import type { HealthProber, ProbeResult } from '../../src/supervise/health-probe
 import type { InstanceDeps, InstanceLog, TransitionEvent } from '../../src/supervise/instance.ts';
 import { SpawnError } from '../../src/errors.ts';
 import type { ChildHandle, ExitStatus, Spawner } from '../../src/supervise/spawn-instance.ts';
+import type { DeviceMemory, InstanceGpu } from '../../src/gpu/instance-gpu.ts';
+import { gpuBuffers, type LoadReport } from '../../src/gpu/load-report.ts';
+import type { ExitSnapshot, ReleaseVerdict } from '../../src/gpu/release-barrier.ts';
+import { GpuTurns } from '../../src/gpu/turns.ts';
 import { FakeClock } from './fake-clock.ts';
 import type { Log } from '../../src/logging/log.ts';
 
@@ -379,7 +383,8 @@ export class FakeWorld {
   openLogError: Error | null = null;
   readonly deps: InstanceDeps;
 
-  constructor(start = 1_700_000_000_000) {
+  /** With `gpu`, instances see a FakeGpu (set on deps.gpu). */
+  constructor(start = 1_700_000_000_000, { gpu }: { gpu?: FakeGpu } = {}) {
     this.clock = new FakeClock(start);
     this.spawner = new FakeSpawner(this.clock);
     this.prober = new FakeProber({ clock: this.clock, spawner: this.spawner });
@@ -409,6 +414,7 @@ export class FakeWorld {
         this.sweeps.push({ instance, at: this.clock.now() });
         return this.sweepResults.shift() ?? [];
       },
+      gpu,
     };
   }
 
@@ -453,4 +459,44 @@ export function recordTransitions(emitter: EventEmitter, clock: FakeClock): Tran
 /** Every event moves the state: none has from === to. */
 export function selfTransitions(events: readonly TransitionEvent[]): TransitionEvent[] {
   return events.filter((e) => e.from === e.to);
+}
+
+// ---- GPUs ----
+
+/** InstanceGpu whose answers the test sets: devices per instance, a release verdict, and real start turns. */
+export class FakeGpu implements InstanceGpu {
+  /** Instance name → its devices (default: [0]). */
+  readonly devices = new Map<string, number[]>();
+  /** What checkRelease answers, in order (then released). */
+  readonly verdicts: ReleaseVerdict[] = [];
+  readonly snapshots: Array<readonly number[]> = [];
+  readonly turns = new GpuTurns();
+  releaseChecks = 0;
+
+  async devicesOf(plan: InstancePlan): Promise<number[]> {
+    return this.devices.get(plan.name) ?? [0];
+  }
+  async snapshotExit(pids: readonly number[]): Promise<ExitSnapshot> {
+    this.snapshots.push(pids);
+    return { pids, listed: [...pids] };
+  }
+  async checkRelease(): Promise<ReleaseVerdict> {
+    this.releaseChecks++;
+    return this.verdicts.shift() ?? { released: true };
+  }
+  takeTurn(instance: string, devices: readonly number[]): string | null {
+    return this.turns.take(instance, devices);
+  }
+  releaseTurn(instance: string): void {
+    this.turns.release(instance);
+  }
+  async usedMiB(): Promise<Map<number, number>> {
+    return new Map();
+  }
+  memoryOf({ report, devices }: { report: LoadReport | null; devices: readonly number[] }): DeviceMemory[] {
+    return (report ? gpuBuffers(report) : []).map(({ device, mib }) => ({ gpu: devices[device], uuid: null, mib: Math.round(mib), source: 'buffers' as const }));
+  }
+  describeHolders(devices: readonly number[]): string {
+    return devices.map((d) => `GPU ${d}: other (1 MiB)`).join('; ');
+  }
 }

@@ -10,6 +10,7 @@ Daemon
                                  (config: --config or AUTO_INFER_LLAMA_CPP_CONFIG)
 Control (talks to the daemon on $SUPERVISOR_SOCKET, default /run/infer-dev/supervisor.sock)
   status [NAME...] [--json]      instances: state, pid, uptime, restarts, last exit
+  gpus [--json]                  each GPU: used/total and what each instance holds there
   start|stop|restart NAME...|--all
   reload                         re-read the config; restart only what changed
   serve [--config FILE]          start the config's instances that are not running

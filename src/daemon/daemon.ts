@@ -79,7 +79,17 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   void gpus.snapshot();
   const supervisor = new Supervisor({ plan: initial, deps: makeInstanceDeps({ log, gpu: makeInstanceGpu({ monitor: gpus }) }) });
   // The gateway follows each (re)loaded plan's [gateway]; a listen failure is logged, the next reload retries.
-  const gateway = makeDaemonGateway({ supervisor, log: log.child({ component: 'gateway' }) });
+  // /metrics shows the GPUs only where there are any; nvidia-smi's last answer, asked again in the background when old.
+  const gpuMetrics = () => {
+    const snapshot = gpus.peek();
+    if (snapshot === null) return null;
+    const instances = supervisor.instances.map((i) => {
+      const status = i.status();
+      return { name: i.name, memory: status.gpu?.memory ?? [], context: status.context, fitReducedCount: i.summary.fitReducedCount };
+    });
+    return { snapshot, instances };
+  };
+  const gateway = makeDaemonGateway({ supervisor, log: log.child({ component: 'gateway' }), gpu: gpuMetrics });
   const applyGateway = (plan: LaunchPlan) =>
     gateway.apply(plan.gateway).catch((err: Error) => log.error({ err, event: 'gateway-failed' }, `gateway: ${err.message}`));
 

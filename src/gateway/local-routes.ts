@@ -3,7 +3,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { BodyBudget } from './body-budget.ts';
 import type { InstanceRequestStats } from './in-flight.ts';
-import type { GatewayMetrics } from './metrics.ts';
+import type { GatewayMetrics, GpuMetricsView } from './metrics.ts';
 import type { RouteTable } from './route-table.ts';
 import type { LocalRoute } from './routes.ts';
 import type { GatewayTargets, TargetView } from './targets.ts';
@@ -17,6 +17,8 @@ export interface LocalContext {
   bodies: Pick<BodyBudget, 'used' | 'capacity' | 'waiting'>;
   /** When the gateway started (the models' `created` time). */
   startedAt: Date;
+  /** The GPUs for /metrics; absent: none shown. */
+  gpu?: () => GpuMetricsView | null;
 }
 
 /** Answers one local route. */
@@ -36,7 +38,7 @@ export function answerLocal({ route, req, res, ctx }: { route: LocalRoute; req: 
     case 'models':
       return sendJson({ res, status: 200, body: makeModelList(ctx), head });
     case 'metrics': {
-      const text = ctx.metrics.render({ targets: ctx.targets.list(), stats: ctx.stats, bodies: ctx.bodies });
+      const text = ctx.metrics.render({ targets: ctx.targets.list(), stats: ctx.stats, bodies: ctx.bodies, gpu: ctx.gpu?.() });
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(text) });
       res.end(text);
       return;

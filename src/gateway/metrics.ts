@@ -4,6 +4,8 @@
 // the text is built only when /metrics is asked for.
 import type { BodyBudget } from './body-budget.ts';
 import type { InstanceRequestStats } from './in-flight.ts';
+import type { DeviceMemory } from '../gpu/instance-gpu.ts';
+import type { GpuSnapshot } from '../gpu/monitor.ts';
 import { INSTANCE_STATES } from '../supervise/instance-machine.ts';
 import type { TargetView } from './targets.ts';
 
@@ -53,13 +55,17 @@ export class GatewayMetrics {
     targets,
     stats,
     bodies,
+    gpu,
   }: {
     targets: readonly TargetView[];
     stats: (name: string) => InstanceRequestStats;
     bodies: Pick<BodyBudget, 'used' | 'capacity' | 'waiting'>;
+    /** The GPUs and what the instances hold there; absent or null: no GPU families. */
+    gpu?: GpuMetricsView | null;
   }): string {
     const out: string[] = [];
     const family = (name: string, type: string, help: string) => out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    if (gpu) renderGpu({ gpu, family, out });
 
     family('supervisor_instance_state', 'gauge', 'Current state of each instance (1 for the current state).');
     for (const t of targets) for (const s of INSTANCE_STATES) out.push(`supervisor_instance_state{${labels({ instance: t.name, state: s })}} ${t.state === s ? 1 : 0}`);
@@ -112,4 +118,44 @@ function labels(pairs: Record<string, string>): string {
   return Object.entries(pairs)
     .map(([k, v]) => `${k}="${v.replaceAll('\\', '\\\\').replaceAll('"', '\\"').replaceAll('\n', '\\n')}"`)
     .join(',');
+}
+
+/** What /metrics shows of the GPUs: nvidia-smi's last answer, and each instance's memory, context and fit. */
+export interface GpuMetricsView {
+  snapshot: GpuSnapshot | null;
+  instances: ReadonlyArray<{
+    name: string;
+    memory: readonly DeviceMemory[];
+    context: { configured: number | null; trained: number | null; actual: number | null } | null;
+    fitReducedCount: number;
+  }>;
+}
+
+// Per-GPU gauges named as DCGM's exporter names them (labels gpu and UUID), so existing dashboards read them;
+// per-instance GPU memory, context and reduced fits under our prefix.
+function renderGpu({ gpu, family, out }: { gpu: GpuMetricsView; family: (name: string, type: string, help: string) => void; out: string[] }): void {
+  const gpus = gpu.snapshot?.gpus ?? [];
+  const perGpu = (name: string, help: string, value: (g: (typeof gpus)[number]) => number | null) => {
+    family(name, 'gauge', help);
+    for (const g of gpus) {
+      const v = value(g);
+      if (v !== null) out.push(`${name}{${labels({ gpu: String(g.index), UUID: g.uuid, modelName: g.name })}} ${v}`);
+    }
+  };
+  perGpu('DCGM_FI_DEV_FB_USED', 'Framebuffer memory used (in MiB).', (g) => g.usedMiB);
+  perGpu('DCGM_FI_DEV_FB_FREE', 'Framebuffer memory free (in MiB).', (g) => g.freeMiB);
+  perGpu('DCGM_FI_DEV_GPU_UTIL', 'GPU utilization (in %).', (g) => g.utilization);
+  family('supervisor_instance_gpu_memory_mib', 'gauge', 'GPU memory an instance holds, per GPU, with where the figure comes from (buffers, nvml, delta).');
+  for (const i of gpu.instances) {
+    for (const m of i.memory) out.push(`supervisor_instance_gpu_memory_mib{${labels({ instance: i.name, gpu: String(m.gpu), source: m.source })}} ${m.mib}`);
+  }
+  family('supervisor_instance_context_tokens', 'gauge', 'Context size of an instance: configured, trained (the model\'s) and actual (what the server runs with).');
+  for (const i of gpu.instances) {
+    for (const kind of ['configured', 'trained', 'actual'] as const) {
+      const v = i.context?.[kind];
+      if (v !== null && v !== undefined) out.push(`supervisor_instance_context_tokens{${labels({ instance: i.name, kind })}} ${v}`);
+    }
+  }
+  family('supervisor_instance_fit_reduced_total', 'counter', "Runs whose fit served less than configured (a shorter context, layers on the CPU).");
+  for (const i of gpu.instances) out.push(`supervisor_instance_fit_reduced_total{${labels({ instance: i.name })}} ${i.fitReducedCount}`);
 }

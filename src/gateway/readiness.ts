@@ -45,7 +45,8 @@ export function decideReadiness({ name, target, remainingMs, history }: { name: 
   if (state === 'stopped' && !target.notStartedYet) return { act: 'wait', ms: Math.min(STOPPED_GRACE_MS, Math.max(remainingMs, 0)), grace: true };
   // starting, backoff, stopping, or not started yet: hold the request while the time allows.
   if (remainingMs <= 0) {
-    const what = state === 'starting' ? 'loading its model' : state === 'stopped' ? 'not started yet' : state;
+    const progress = target.load ? ` (${target.load.phase}, ${target.load.percent}%)` : '';
+    const what = state === 'starting' ? `loading its model${progress}` : state === 'stopped' ? 'not started yet' : state;
     return { act: 'refuse', refusal: { status: 503, message: `instance "${name}" is ${what}; retry shortly`, headers: RETRY_LATER } };
   }
   return { act: 'wait', ms: remainingMs, grace: false };

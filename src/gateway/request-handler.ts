@@ -11,7 +11,7 @@ import { getErrorFlavor, sendError, type ErrorFlavor } from './error-shapes.ts';
 import type { GatewayPlan } from '../config/gateway-plan.ts';
 import type { InFlightTracker } from './in-flight.ts';
 import { answerLocal } from './local-routes.ts';
-import type { GatewayMetrics } from './metrics.ts';
+import type { GatewayMetrics, GpuMetricsView } from './metrics.ts';
 import { forwardRequest, type ForwardOutcome } from './proxy.ts';
 import { decideReadiness, RETRY_AFTER_S, type Refusal, type WaitHistory } from './readiness.ts';
 import { readBody, type HeldBody } from './read-body.ts';
@@ -50,14 +50,15 @@ export interface HandlerDeps {
   agent: http.Agent;
   log: Log;
   startedAt: Date;
+  /** The GPUs for /metrics. */
+  gpu?: () => GpuMetricsView | null;
 }
-
 
 /** Builds the server's request listener. */
 export function makeRequestHandler(deps: HandlerDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const { targets, inFlight, metrics, log } = deps;
   const debug = log.isLevelEnabled?.('debug') ? log.debug.bind(log) : null;
-  const localContext = { targets, metrics, bodies: deps.bodyBudget, startedAt: deps.startedAt, stats: (name: string) => inFlight.stats(name) };
+  const localContext = { targets, metrics, bodies: deps.bodyBudget, startedAt: deps.startedAt, gpu: deps.gpu, stats: (name: string) => inFlight.stats(name) };
 
   const refuse = ({ res, flavor, refusal, instance, started, head = false }: { res: ServerResponse; flavor: ErrorFlavor; refusal: Refusal; instance: string; started: number; head?: boolean }) => {
     sendError({ res, flavor, status: refusal.status, message: refusal.message, headers: refusal.headers, head });

@@ -7,7 +7,7 @@ import { SupervisorError } from '../errors.ts';
 import type { GatewayPlan } from '../config/gateway-plan.ts';
 import { BodyBudget } from './body-budget.ts';
 import { InFlightTracker, type DrainHandle, type InstanceRequestStats } from './in-flight.ts';
-import { GatewayMetrics } from './metrics.ts';
+import { GatewayMetrics, type GpuMetricsView } from './metrics.ts';
 import { makeUpstreamAgent } from './proxy.ts';
 import { makeRequestHandler, type ServingConfig } from './request-handler.ts';
 import { makeKeyCheck } from './request-auth.ts';
@@ -58,11 +58,14 @@ export async function startGateway({
   targets,
   log,
   timeouts = DEFAULT_TIMEOUTS,
+  gpu,
 }: {
   plan: GatewayPlan;
   targets: GatewayTargets;
   log: Log;
   timeouts?: Partial<GatewayTimeouts>;
+  /** The GPUs for /metrics. */
+  gpu?: () => GpuMetricsView | null;
 }): Promise<Gateway> {
   holdYoungGeneration();
   const limits: GatewayTimeouts = { ...DEFAULT_TIMEOUTS, ...timeouts };
@@ -71,7 +74,7 @@ export async function startGateway({
   const agent = makeUpstreamAgent();
   const bodyBudget: BodyBudget = new BodyBudget(plan.bodyMemoryBytes, { onIdle: makeBodyMemoryReturn(() => bodyBudget.used === 0) });
   let serving = makeServingConfig(plan, targets);
-  const handler = makeRequestHandler({ current: () => serving, targets, inFlight, bodyBudget, metrics, agent, log, startedAt: new Date() });
+  const handler = makeRequestHandler({ current: () => serving, targets, inFlight, bodyBudget, metrics, agent, log, startedAt: new Date(), gpu });
   let server: http.Server | null = null;
   let address: { host: string; port: number } | null = null;
   let closed: Promise<void> | null = null;

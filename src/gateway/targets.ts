@@ -22,6 +22,8 @@ export interface TargetView {
   /** Stopped because it has not run yet (daemon start, a `background = false` chain, just added by reload): worth waiting for. */
   notStartedYet: boolean;
   restarts: number;
+  /** While loading: how far, from the server's own lines (null otherwise). */
+  load: { phase: string; percent: number } | null;
 }
 
 /** The gateway's view of the supervised instances. */
@@ -62,7 +64,7 @@ export function fromSupervisor(supervisor: SupervisorView): GatewayTargets {
 
   const view = (instance: Instance): TargetView => {
     const plan = instance.plan;
-    const status = instance.status();
+    const status = instance.summary;
     return {
       name: plan.name,
       aliases: plan.aliases ?? NO_ALIASES,
@@ -71,8 +73,9 @@ export function fromSupervisor(supervisor: SupervisorView): GatewayTargets {
       apiKey: plan.apiKey ?? null,
       enabled: supervisor.plan.enabled && plan.enabled,
       state: status.state,
-      notStartedYet: status.state === 'stopped' && status.last_exit === null,
+      notStartedYet: status.state === 'stopped' && !status.hasRun,
       restarts: status.restarts,
+      load: status.load,
     };
   };
 

@@ -130,6 +130,8 @@ export class Instance extends EventEmitter {
   #exitSnapshot: ExitSnapshot | null = null;
   #releaseSince: number | null = null;
   #release: { waited_ms: number; warning: string | null } | null = null;
+  /** Runs whose fit served less than configured, since the daemon started (/metrics counts them). */
+  #fitReducedCount = 0;
 
   constructor(plan: InstancePlan, deps: InstanceDeps) {
     super();
@@ -149,6 +151,18 @@ export class Instance extends EventEmitter {
   /** The last lines of output kept with the last exit. */
   get lastTail(): readonly string[] {
     return this.#lastTail;
+  }
+
+  /** What the gateway needs on every request, without building a whole status (no GPU lookups). */
+  get summary(): { state: InstanceState; restarts: number; hasRun: boolean; load: { phase: LoadPhase; percent: number } | null; fitReducedCount: number } {
+    const report = this.#m.state === 'starting' ? this.#load?.report : undefined;
+    return {
+      state: this.#m.state,
+      restarts: this.#m.restarts,
+      hasRun: this.#m.lastExit !== null || this.#m.pid !== null,
+      load: report ? { phase: report.phase, percent: loadPercent(report) } : null,
+      fitReducedCount: this.#fitReducedCount,
+    };
   }
 
   status(): InstanceStatus {
@@ -456,6 +470,7 @@ export class Instance extends EventEmitter {
     this.#fitSeen = true;
     if (!isFitReduced(report)) return;
     const reason = describeFit(report, this.#devices);
+    this.#fitReducedCount++;
     const holders = this.#deps.gpu?.describeHolders(this.#devices, () => null);
     this.#deps.log.warn(
       { instance: this.name, event: 'fit', decision: report.fitDecision, devices: this.#devices },

@@ -8,7 +8,7 @@ const plan = (name: string, args: string[] = [], enabled = true): InstancePlan =
   ({ name, enabled, executable: 'llama-server', args, env: {}, logFile: `/tmp/${name}.log`, gpuIds: null, host: '127.0.0.1', port: 1, background: true, user: null, model: null, policy: { ...DEFAULT_POLICY } }) as InstancePlan;
 
 function supervisorOf(instances: { plan: InstancePlan; state: string }[], system: { plan: InstancePlan; state: string }[] = []) {
-  const all = [...system, ...instances].map((i) => ({ ...i, name: i.plan.name, on: () => undefined, status: () => ({ state: i.state, last_exit: null, restarts: 0 }) }));
+  const all = [...system, ...instances].map((i) => ({ ...i, name: i.plan.name, on: () => undefined, status: () => ({ state: i.state, last_exit: null, restarts: 0 }), summary: { state: i.state, hasRun: false, restarts: 0, load: null, fitReducedCount: 0 } }));
   return {
     plan: { enabled: true, instances: instances.map((i) => i.plan) } as LaunchPlan,
     instances: all,

@@ -12,6 +12,7 @@ const view = (patch: Partial<TargetView> = {}): TargetView => ({
   state: 'ready',
   notStartedYet: false,
   restarts: 0,
+  load: null,
   ...patch,
 });
 const fresh = (): WaitHistory => ({ sawTransition: false, usedStoppedGrace: false });
@@ -46,5 +47,12 @@ describe('decideReadiness', () => {
     const history = { sawTransition: true, usedStoppedGrace: false };
     expect(decide({ state: 'stopped' }, 60_000, history)).toEqual({ act: 'wait', ms: STOPPED_GRACE_MS, grace: true });
     expect(decide({ state: 'stopped' }, 60_000, { sawTransition: true, usedStoppedGrace: true })).toMatchObject({ act: 'refuse' });
+  });
+});
+
+describe('a request held for a loading instance', () => {
+  it('is told how far the load is when its time runs out', () => {
+    const readiness = decideReadiness({ name: 'a', target: view({ state: 'starting', load: { phase: 'tensors', percent: 20 } }), remainingMs: 0, history: { sawTransition: true, usedStoppedGrace: false } });
+    expect(readiness).toMatchObject({ act: 'refuse', refusal: { status: 503, message: 'instance "a" is loading its model (tensors, 20%); retry shortly' } });
   });
 });

@@ -14,8 +14,8 @@ class FakeInstance extends EventEmitter {
   get name() {
     return this.plan.name;
   }
-  status() {
-    return { state: this.state, last_exit: this.lastExit, restarts: 2 };
+  get summary() {
+    return { state: this.state, hasRun: this.lastExit !== null, restarts: 2, load: null, fitReducedCount: 0 };
   }
   move(to: string) {
     const from = this.state;
@@ -65,8 +65,8 @@ describe('fromSupervisor', () => {
     const { supervisor } = fakeSupervisor();
     const targets = fromSupervisor(supervisor);
     expect(targets.list()).toEqual([
-      { name: 'glm', aliases: ['glm4', 'glm-big'], host: '0.0.0.0', port: 8080, apiKey: 'k1', enabled: true, state: 'stopped', notStartedYet: true, restarts: 2 },
-      { name: 'off', aliases: ['x'], host: '0.0.0.0', port: 8080, apiKey: null, enabled: false, state: 'stopped', notStartedYet: true, restarts: 2 },
+      { name: 'glm', aliases: ['glm4', 'glm-big'], host: '0.0.0.0', port: 8080, apiKey: 'k1', enabled: true, state: 'stopped', notStartedYet: true, restarts: 2, load: null },
+      { name: 'off', aliases: ['x'], host: '0.0.0.0', port: 8080, apiKey: null, enabled: false, state: 'stopped', notStartedYet: true, restarts: 2, load: null },
     ]);
     expect(targets.get('sshd')).toBeUndefined();
   });

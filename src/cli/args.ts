@@ -22,6 +22,7 @@ const SWITCHES: Record<string, string> = {
   '--no-verify': 'noVerify',
   '--restart': 'restart',
   '--rollback': 'rollback',
+  '--strict': 'strict',
 };
 
 /** Splits argv into command, positionals and flags. */

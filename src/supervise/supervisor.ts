@@ -14,9 +14,15 @@ export interface ReloadSummary {
 }
 
 export interface HealthSummary {
-  /** 0 all ready, 1 any fatal or in backoff, 2 any still starting. */
-  code: 0 | 1 | 2;
+  /**
+   * Docker's HEALTHCHECK verdict (`supervisor health`): 0 healthy, 1 unhealthy, never 2 (Docker reserves it).
+   * Unhealthy only when an enabled instance is fatal, in backoff or failing; one still loading (starting,
+   * waiting, restarting) is healthy, and so is one stopped on purpose (`supervisor stop`, a clean exit).
+   */
+  code: 0 | 1;
   line: string;
+  /** `supervisor health --strict`, the three-valued answer: 0 all ready, 1 any fatal/backoff/failing/stopped/stopping, 2 any still starting. */
+  strict: { code: 0 | 1 | 2; line: string };
 }
 
 /** States after which `background = false` lets the next instance start. */
@@ -105,20 +111,28 @@ export class Supervisor {
     return chosen.map((instance) => instance.status());
   }
 
-  /** One line and an exit code for Docker's HEALTHCHECK. */
+  /** Docker's HEALTHCHECK verdict, and the strict three-valued one (`--strict`) beside it. */
   health(): HealthSummary {
     const configured = this.#plan.enabled ? [...this.#instances.values()].filter((i) => i.plan.enabled) : [];
     const enabled = [...this.#system.values(), ...configured];
-    const count = (states: InstanceState[]) => enabled.filter((i) => states.includes(i.state));
-    const bad = count(['fatal', 'backoff', 'failing', 'stopped', 'stopping']);
-    const starting = count(['starting', 'waiting', 'restarting']);
-    const ready = count(['ready']);
-    const summary = `${ready.length}/${enabled.length} ready`;
-    if (bad.length > 0) {
-      return { code: 1, line: `unhealthy: ${summary}; ${bad.map((i) => `${i.name} ${i.state}`).join(', ')}` };
-    }
-    if (starting.length > 0) return { code: 2, line: `starting: ${summary}; waiting for ${starting.map((i) => i.name).join(', ')}` };
-    return { code: 0, line: `healthy: ${summary}` };
+    const inStates = (states: readonly InstanceState[]) => enabled.filter((i) => states.includes(i.state));
+    const failed = inStates(['fatal', 'backoff', 'failing']);
+    const down = inStates(['stopped', 'stopping']);
+    const loading = inStates(['starting', 'waiting', 'restarting']);
+    const summary = `${inStates(['ready']).length}/${enabled.length} ready`;
+    const names = (list: Instance[]) => list.map((i) => i.name).join(', ');
+    const withState = (list: Instance[]) => list.map((i) => `${i.name} ${i.state}`).join(', ');
+    const strict: HealthSummary['strict'] =
+      failed.length + down.length > 0
+        ? { code: 1, line: `unhealthy: ${summary}; ${withState([...failed, ...down])}` }
+        : loading.length > 0
+          ? { code: 2, line: `starting: ${summary}; waiting for ${names(loading)}` }
+          : { code: 0, line: `healthy: ${summary}` };
+    if (failed.length > 0) return { code: 1, line: `unhealthy: ${summary}; ${withState(failed)}`, strict };
+    // Loading (a model can load for many minutes; stall detection fails a load that makes no progress)
+    // and stopped on purpose are both healthy: an autoheal restart would only undo them.
+    const notes = [loading.length > 0 ? `starting: ${names(loading)}` : '', down.length > 0 ? `stopped: ${names(down)}` : ''].filter(Boolean);
+    return { code: 0, line: `healthy: ${[summary, ...notes].join('; ')}`, strict };
   }
 
   /**

@@ -78,7 +78,7 @@ describe('startAll', () => {
     expect(world.spawner.children).toEqual([]);
     expect(world.log.events('transition')).toEqual([]);
     expect(world.log.events('master-disabled')).toHaveLength(1);
-    expect(sup.health()).toEqual({ code: 0, line: 'healthy: 0/0 ready' });
+    expect(sup.health()).toMatchObject({ code: 0, line: 'healthy: 0/0 ready' });
     expectConsistent(world);
   });
 
@@ -109,27 +109,84 @@ describe('startAll', () => {
 });
 
 describe('health()', () => {
-  it('answers 2 while starting, 0 when all are ready, 1 when any is in backoff or fatal', async () => {
+  // Each step: the Docker verdict (code, line) and the strict one beside it.
+  const verdicts = (sup: Supervisor) => {
+    const h = sup.health();
+    return { docker: [h.code, h.line], strict: [h.strict.code, h.strict.line] };
+  };
+
+  it('for Docker: healthy while starting and when ready, unhealthy in backoff or fatal; strict answers 2 while starting', async () => {
     const { world, sup, plan } = setup([{ name: 'a' }, { name: 'b' }, { name: 'off', enabled: false }]);
-    expect(sup.health().code).toBe(1);
+    // Enabled but never started: not running on purpose, as after `supervisor stop`.
+    expect(verdicts(sup)).toEqual({ docker: [0, 'healthy: 0/2 ready; stopped: a, b'], strict: [1, 'unhealthy: 0/2 ready; a stopped, b stopped'] });
     await sup.startAll();
-    expect(sup.health()).toEqual({ code: 2, line: 'starting: 0/2 ready; waiting for a, b' });
-    await makeReady(world, 'a');
-    expect(sup.health()).toEqual({ code: 2, line: 'starting: 1/2 ready; waiting for b' });
+    expect(verdicts(sup)).toEqual({ docker: [0, 'healthy: 0/2 ready; starting: a, b'], strict: [2, 'starting: 0/2 ready; waiting for a, b'] });
+    // A load that goes on for a long time stays healthy (the stall detector, not Docker, judges a load).
+    await world.advance(60_000);
+    world.spawner.last('a').health = OK;
+    await world.advance(200);
+    expect(verdicts(sup)).toEqual({ docker: [0, 'healthy: 1/2 ready; starting: b'], strict: [2, 'starting: 1/2 ready; waiting for b'] });
     await makeReady(world, 'b');
-    expect(sup.health()).toEqual({ code: 0, line: 'healthy: 2/2 ready' });
+    expect(verdicts(sup)).toEqual({ docker: [0, 'healthy: 2/2 ready'], strict: [0, 'healthy: 2/2 ready'] });
 
     world.spawner.last('b').exit(1);
     await world.flush();
-    expect(sup.health()).toEqual({ code: 1, line: 'unhealthy: 1/2 ready; b backoff' });
+    expect(verdicts(sup)).toEqual({ docker: [1, 'unhealthy: 1/2 ready; b backoff'], strict: [1, 'unhealthy: 1/2 ready; b backoff'] });
     await world.advance(1000);
+    expect(sup.instance('b')?.state).toBe('starting');
+    expect(sup.health().code).toBe(0);
     await makeReady(world, 'b');
     expect(sup.health().code).toBe(0);
 
     sup.instance('b')?.setPlan({ ...plan.instances[1], policy: { ...plan.instances[1].policy, restart: 'never' } });
     world.spawner.last('b').exit(1);
     await world.flush();
-    expect(sup.health()).toEqual({ code: 1, line: 'unhealthy: 1/2 ready; b fatal' });
+    expect(verdicts(sup)).toEqual({ docker: [1, 'unhealthy: 1/2 ready; b fatal'], strict: [1, 'unhealthy: 1/2 ready; b fatal'] });
+    expectConsistent(world);
+  });
+
+  it('an instance stopped by hand is not unhealthy for Docker (autoheal must not undo the stop); strict counts it', async () => {
+    const { world, sup } = setup([{ name: 'a' }, { name: 'b' }]);
+    await sup.startAll();
+    await makeReady(world, 'a', 'b');
+    await sup.instance('b')?.stop('stopped by hand');
+    expect(sup.instance('b')?.state).toBe('stopped');
+    expect(verdicts(sup)).toEqual({ docker: [0, 'healthy: 1/2 ready; stopped: b'], strict: [1, 'unhealthy: 1/2 ready; b stopped'] });
+    // A failed instance beside a stopped one: unhealthy, naming only the failure.
+    world.spawner.last('a').exit(1);
+    await world.flush();
+    expect(verdicts(sup).docker).toEqual([1, 'unhealthy: 0/2 ready; a backoff']);
+    expectConsistent(world);
+  });
+
+  it('never answers 2 for Docker, in any state an instance can be in', async () => {
+    const { world, sup } = setup([{ name: 'a' }]);
+    const seen = new Set<string>();
+    const codes = new Set<number>();
+    const look = () => {
+      seen.add(sup.instance('a')!.state);
+      codes.add(sup.health().code);
+    };
+    look();
+    await sup.startAll();
+    look();
+    await makeReady(world, 'a');
+    look();
+    const restarting = sup.instance('a')!.restart('test');
+    look();
+    await world.advance(200);
+    await restarting;
+    look();
+    world.spawner.last('a').exit(1);
+    await world.flush();
+    look();
+    const stopping = sup.instance('a')!.stop('test');
+    look();
+    await world.advance(200);
+    await stopping;
+    look();
+    expect([...seen].sort()).toEqual(expect.arrayContaining(['backoff', 'ready', 'starting', 'stopped']));
+    expect([...codes].every((c) => c === 0 || c === 1)).toBe(true);
     expectConsistent(world);
   });
 });

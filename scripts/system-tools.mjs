@@ -28,6 +28,12 @@ export const SYSTEM_TOOLS = Object.freeze([
   { command: 'setsid', package: 'util-linux', for: ['test'] },
   { command: 'script', package: 'bsdutils', for: ['test'] },
   { command: 'ip', package: 'iproute2', for: ['test'] },
+  // The image tests (test/images/): podman with runc (crun 1.8 cannot run on a cgroup v1 hybrid host),
+  // mmdebstrap for the local Debian 12 base image, shellcheck for the images' shell scripts.
+  { command: 'podman', package: 'podman', for: ['test'] },
+  { command: 'runc', package: 'runc', for: ['test'] },
+  { command: 'mmdebstrap', package: 'mmdebstrap', for: ['test'] },
+  { command: 'shellcheck', package: 'shellcheck', for: ['test'] },
 ]);
 
 const PURPOSES = ['demo', 'test'];

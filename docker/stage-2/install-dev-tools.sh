@@ -23,6 +23,7 @@ fail() {
 }
 
 npm_install() { # TOOL PACKAGE
+  [ -f /opt/npm/bin/npm-cli.js ] || fail "npm is not mounted at /opt/npm (the Dockerfile mounts it from the node stage)" "$1"
   echo "install-dev-tools: $1 (npm $2)"
   timeout 900 node /opt/npm/bin/npm-cli.js install --global --prefix "$PREFIX" \
     --registry "$REGISTRY" --fetch-timeout 60000 --fetch-retries 2 --no-audit --no-fund --loglevel error "$2" \
@@ -40,7 +41,6 @@ pixi_install() {
   rm -f "$tmp"
 }
 
-[ -f /opt/npm/bin/npm-cli.js ] || fail "npm is not mounted at /opt/npm" "npm-based tools"
 for tool in "$@"; do
   case $tool in
     pixi) pixi_install ;;

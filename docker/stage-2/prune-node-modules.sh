@@ -17,4 +17,6 @@ if [ -d "$koffi/build/koffi" ]; then
   rm -rf "$koffi/src" "$koffi/vendor" "$koffi/doc"
 fi
 find "$dir/node_modules" -type f \( -name '*.md' -o -name '*.map' \) -delete
+# `npm prune` leaves the folders of emptied scopes (@anthropic-ai/) behind.
+find "$dir/node_modules" -mindepth 1 -type d -empty -delete
 du -sh "$dir/node_modules"

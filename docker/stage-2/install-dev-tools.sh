@@ -26,7 +26,7 @@ npm_install() { # TOOL PACKAGE
   [ -f /opt/npm/bin/npm-cli.js ] || fail "npm is not mounted at /opt/npm (the Dockerfile mounts it from the node stage)" "$1"
   echo "install-dev-tools: $1 (npm $2)"
   timeout 900 node /opt/npm/bin/npm-cli.js install --global --prefix "$PREFIX" \
-    --registry "$REGISTRY" --fetch-timeout 60000 --fetch-retries 2 --no-audit --no-fund --loglevel error "$2" \
+    --registry "$REGISTRY" --fetch-timeout 60000 --fetch-retries 2 --no-audit --no-fund --no-update-notifier --loglevel error "$2" \
     || fail "npm could not install $2 from $REGISTRY within 15 minutes" "$1"
 }
 

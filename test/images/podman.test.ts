@@ -4,19 +4,32 @@
 // tiny model and a config, sshd with a key, the published ports, the
 // HEALTHCHECK, `podman stop`, a restart, and a bare `podman run -d`.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeTinyModel } from '../../tools/tiny-model/tiny-model.ts';
-import { freePorts } from '../support/llama-server.ts';
-import { buildImages, containerStatus, getPodmanEnv, makeBundle, podman, removeContainer, run, STAGE1, STAGE2, tail, waitFor } from './support/podman.ts';
+import { freePorts, llamaServerBinDir } from '../support/llama-server.ts';
+import { requireTools } from '../support/system-tools.ts';
+import { buildImages, containerStatus, makeBundle, podman, removeContainer, run, STAGE1, STAGE2, startServing, writeHook, writeServingConfig } from './support/podman.mjs';
 
 const dir = mkdtempSync(join(tmpdir(), 'images-test-'));
 const SERVING = `infer-dev-test-serving-${process.pid}`;
 const BARE = `infer-dev-test-bare-${process.pid}`;
 
+// Polls `probe` until it returns a value, every 200 ms, for at most timeoutMs; the error names what was awaited and the last thing seen.
+async function waitFor<T>(what: string, probe: () => T | undefined, { timeoutMs = 60_000, last = () => '' }: { timeoutMs?: number; last?: () => string } = {}): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}${last() ? `; last seen: ${last()}` : ''}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
 beforeAll(() => {
+  requireTools(['podman', 'runc', 'mmdebstrap', 'ssh', 'ssh-keygen'], 'the image tests');
   const { baseMs, buildMs } = buildImages();
   console.log(`[images] base image ready in ${(baseMs / 1000).toFixed(1)} s, both images built in ${(buildMs / 1000).toFixed(1)} s`);
 }, 1_500_000);
@@ -119,6 +132,16 @@ describe('the stage-2 image', () => {
   });
 });
 
+describe('the dev tools installer (WITH_DEV_TOOLS=1)', () => {
+  it('fails at once, naming the host and the way out, when a download cannot be reached', () => {
+    const r = run('podman', ['run', '--rm', '-e', 'PIXI_URL=http://127.0.0.1:9/pixi.tar.gz', '--entrypoint', '/usr/local/share/infer-dev/stage-2/install-dev-tools.sh', STAGE2, 'pixi'], { timeoutMs: 60_000 });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('install-dev-tools: cannot download pixi from http://127.0.0.1:9/pixi.tar.gz (host 127.0.0.1:9 unreachable from this build?)');
+    expect(r.stderr).toContain('build without it: WITH_DEV_TOOLS=0, or DEV_TOOLS="..." without pixi');
+    expect(r.ms).toBeLessThan(30_000);
+  });
+});
+
 describe('a serving container, started with docker/run.sh', () => {
   let ports: { ssh: number; llama: number; gateway: number };
   const key = join(dir, 'id_ed25519');
@@ -141,7 +164,11 @@ describe('a serving container, started with docker/run.sh', () => {
   };
 
   const instanceReady = (what: string) =>
-    waitFor(what, () => containerStatus(SERVING)?.find((r) => r.name === 'tiny' && r.state === 'ready'), {
+    // sshd's preparation runs beside the bundle and serve steps: either may be ready first.
+    waitFor(what, () => {
+      const rows = containerStatus(SERVING);
+      return ['sshd', 'tiny'].every((name) => rows?.some((r) => r.name === name && r.state === 'ready')) ? rows : undefined;
+    }, {
       last: () => JSON.stringify(containerStatus(SERVING)?.map((r) => `${r.name} ${r.state}`) ?? 'no answer'),
     });
 
@@ -151,26 +178,20 @@ describe('a serving container, started with docker/run.sh', () => {
     const models = join(dir, 'tiny-model');
     mkdirSync(models);
     await writeTinyModel(join(models, 'tiny.gguf'));
-    const config = join(dir, 'tiny.toml');
-    writeFileSync(config, ['[instance.server]', 'host = "0.0.0.0"', 'ctx_size = 2048', '', '[instance.tiny.server]', 'model = "/llm-models/tiny-model/tiny.gguf"', 'port = 8080', 'alias = "tiny"', ''].join('\n'));
-    const hook = (name: string) => {
-      const file = join(dir, name);
-      writeFileSync(file, `#!/bin/sh\necho "${name} $(date +%s%N)" >> ${hooksLog}\n`);
-      chmodSync(file, 0o755);
-      return file;
-    };
     const keygen = spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
     if (keygen.status !== 0) throw new Error(`ssh-keygen failed: ${keygen.stderr}`);
-    removeContainer(SERVING);
-    const started = run('bash', [
-      'docker/run.sh', '--name', SERVING, '--bind', '127.0.0.1', '--gpus', 'none',
-      '--ssh-port', String(ports.ssh), '--port', String(ports.llama), '--gateway-port', String(ports.gateway),
-      '--llama-pkg', makeBundle(dir), '--llama-config', config, '--model-dir', models, '--ssh-key', `${key}.pub`,
-      '--image', STAGE2, '--',
-      '-v', `${hook('first-run')}:/etc/infer-dev/hooks/stage-2/on-first-run.d/50-test.sh:ro`,
-      '-v', `${hook('every-run')}:/etc/infer-dev/hooks/stage-2/on-every-run.d/50-test.sh:ro`,
-    ], { env: { ...getPodmanEnv(), ENGINE: 'podman' } });
-    if (started.code !== 0) throw new Error(`docker/run.sh failed (${started.code}): ${tail(started.stderr)}`);
+    startServing({
+      name: SERVING,
+      ports,
+      bundle: makeBundle(llamaServerBinDir(), dir),
+      config: writeServingConfig(join(dir, 'tiny.toml')),
+      modelDir: models,
+      publicKey: `${key}.pub`,
+      extra: [
+        '-v', `${writeHook(join(dir, 'first-run'), hooksLog)}:/etc/infer-dev/hooks/stage-2/on-first-run.d/50-test-first-run:ro`,
+        '-v', `${writeHook(join(dir, 'every-run'), hooksLog)}:/etc/infer-dev/hooks/stage-2/on-every-run.d/50-test-every-run:ro`,
+      ],
+    });
     await instanceReady('the instance tiny to be ready after podman run');
   }, 180_000);
 
@@ -223,7 +244,7 @@ describe('a serving container, started with docker/run.sh', () => {
     podman(['start', SERVING]);
     await instanceReady('the instance tiny to be ready after podman start');
     const hooks = podman(['exec', SERVING, 'cat', hooksLog]).trim().split('\n').map((l) => l.split(' ')[0]);
-    expect(hooks).toEqual(['first-run', 'every-run', 'every-run']);
+    expect(hooks).toEqual(['50-test-first-run', '50-test-every-run', '50-test-every-run']);
     // The same host key: made once per container, not per start.
     expect(podman(['exec', SERVING, 'cat', '/etc/ssh/ssh_host_ed25519_key.pub'])).toBe(keyBefore);
     expect((await chat(ports.gateway)).status).toBe(200);

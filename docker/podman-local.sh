@@ -51,7 +51,7 @@ EOF
 [storage]
 driver = "$driver"
 graphroot = "$DIR/storage"
-runroot = "/run/infer-dev-podman"
+runroot = "/run/infer-dev-podman-$(printf %s "$DIR" | md5sum | cut -c1-8)"
 EOF
   mv "$DIR/conf/containers.conf.tmp" "$DIR/conf/containers.conf"
   mv "$DIR/conf/storage.conf.tmp" "$DIR/conf/storage.conf"

@@ -4,7 +4,10 @@
 # removes both again unless KEEP_APT_MIRROR / KEEP_APT_PROXY is 1, and empties
 # the .deb cache (the Dockerfile's RUN removes the package lists). Debian and Ubuntu,
 # one-line (sources.list) and deb822 (*.sources) formats.
-#   APT_MIRROR  e.g. http://mirror.example/debian: replaces the archive host of every source
+#   APT_MIRROR  e.g. http://mirror.example: replaces the scheme and host of the distribution's
+#               archives (deb.debian.org, security.debian.org, [*.]archive.ubuntu.com,
+#               security.ubuntu.com, ports.ubuntu.com), keeping their paths (/debian,
+#               /debian-security, /ubuntu); other sources (the CUDA repository) stay as they are
 #   APT_PROXY   e.g. http://proxy.example:3142: apt's HTTP(S) proxy
 set -eu
 PROXY_CONF=/etc/apt/apt.conf.d/90infer-dev-build-proxy
@@ -24,10 +27,7 @@ begin() {
     mkdir -p "$BACKUP"
     for f in $(sources); do
       cp -p --parents "$f" "$BACKUP"
-      # Every archive URL (the part before the suite) becomes the mirror; Ubuntu's ports and security hosts too.
-      sed -i -E \
-        -e "s#(^deb(-src)?( \[[^]]*\])? )https?://[^ ]+#\1${APT_MIRROR}#" \
-        -e "s#^(URIs:[[:space:]]*)https?://[^ ]+#\1${APT_MIRROR}#" "$f"
+      sed -i -E "s#https?://(deb\.debian\.org|security\.debian\.org|([a-z]+\.)?archive\.ubuntu\.com|security\.ubuntu\.com|ports\.ubuntu\.com)(/|[[:space:]]|\$)#${APT_MIRROR%/}\3#g" "$f"
     done
     echo "apt-setup: apt mirror $APT_MIRROR"
   fi

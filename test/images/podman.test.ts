@@ -132,6 +132,32 @@ describe('the stage-2 image', () => {
   });
 });
 
+describe('apt during the build (docker/stage-1/apt-setup.sh, in the stage-1 image)', () => {
+  it('points the distribution archives (not the CUDA repository) at APT_MIRROR with APT_PROXY, and restores both at the end', () => {
+    const script = [
+      "printf 'deb http://deb.debian.org/debian bookworm main\\ndeb http://security.debian.org/debian-security bookworm-security main\\n' > /etc/apt/sources.list",
+      "printf 'Types: deb\\nURIs: http://archive.ubuntu.com/ubuntu/\\nSuites: noble\\n' > /etc/apt/sources.list.d/ubuntu.sources",
+      "echo 'deb [signed-by=/k.gpg] https://developer.download.nvidia.com/compute/cuda/repos/ubuntu2404/x86_64/ /' > /etc/apt/sources.list.d/cuda.list",
+      'cp -a /etc/apt /tmp/apt.orig',
+      'S=/usr/local/share/infer-dev/stage-1/apt-setup.sh',
+      'APT_MIRROR=http://mirror.invalid:8080/ APT_PROXY=http://proxy.invalid:3142 $S begin >/dev/null',
+      'grep -h "^deb \\|^URIs:" /etc/apt/sources.list /etc/apt/sources.list.d/*; cat /etc/apt/apt.conf.d/90infer-dev-build-proxy',
+      'APT_MIRROR=http://mirror.invalid:8080/ $S end',
+      'diff -r /tmp/apt.orig /etc/apt && echo restored',
+    ].join('\n');
+    const out = podman(['run', '--rm', '--entrypoint', '/bin/sh', STAGE1, '-euc', script]).trim().split('\n');
+    expect(out).toEqual([
+      'deb http://mirror.invalid:8080/debian bookworm main',
+      'deb http://mirror.invalid:8080/debian-security bookworm-security main',
+      'deb [signed-by=/k.gpg] https://developer.download.nvidia.com/compute/cuda/repos/ubuntu2404/x86_64/ /',
+      'URIs: http://mirror.invalid:8080/ubuntu/',
+      'Acquire::http::Proxy "http://proxy.invalid:3142";',
+      'Acquire::https::Proxy "http://proxy.invalid:3142";',
+      'restored',
+    ]);
+  });
+});
+
 describe('the dev tools installer (WITH_DEV_TOOLS=1)', () => {
   it('fails at once, naming the host and the way out, when a download cannot be reached', () => {
     const r = run('podman', ['run', '--rm', '-e', 'PIXI_URL=http://127.0.0.1:9/pixi.tar.gz', '--entrypoint', '/usr/local/share/infer-dev/stage-2/install-dev-tools.sh', STAGE2, 'pixi'], { timeoutMs: 60_000 });

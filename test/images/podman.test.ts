@@ -4,7 +4,7 @@
 // tiny model and a config, sshd with a key, the published ports, the
 // HEALTHCHECK, `podman stop`, a restart, and a bare `podman run -d`.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,6 +16,7 @@ import { buildImages, containerStatus, makeBundle, podman, removeContainer, run,
 const dir = mkdtempSync(join(tmpdir(), 'images-test-'));
 const SERVING = `infer-dev-test-serving-${process.pid}`;
 const BARE = `infer-dev-test-bare-${process.pid}`;
+const PASSWORD = `infer-dev-test-password-${process.pid}`;
 
 // Polls `probe` until it returns a value, every 200 ms, for at most timeoutMs; the error names what was awaited and the last thing seen.
 async function waitFor<T>(what: string, probe: () => T | undefined, { timeoutMs = 60_000, last = () => '' }: { timeoutMs?: number; last?: () => string } = {}): Promise<T> {
@@ -37,6 +38,7 @@ beforeAll(() => {
 afterAll(() => {
   removeContainer(SERVING);
   removeContainer(BARE);
+  removeContainer(PASSWORD);
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -298,5 +300,40 @@ describe('a bare `podman run -d IMAGE`', () => {
     await new Promise((resolve) => setTimeout(resolve, 1000));
     expect(JSON.parse(podman(['inspect', BARE]))[0].State.Running).toBe(true);
     expect(healthcheck(BARE)).toEqual({ code: 0, status: 'healthy', output: 'healthy: 1/1 ready' });
+  });
+});
+
+describe('a container with SSH_PASSWORD', () => {
+  let port: number;
+  beforeAll(async () => {
+    [port] = await freePorts(1);
+    removeContainer(PASSWORD);
+    podman(['run', '-d', '--name', PASSWORD, '-p', `127.0.0.1:${port}:22`, '-e', 'SSH_PASSWORD=correct horse', STAGE2]);
+    await waitFor('sshd to be ready', () => containerStatus(PASSWORD)?.find((r) => r.name === 'sshd' && r.state === 'ready'));
+  });
+
+  // ssh reads the password from SSH_ASKPASS (OpenSSH >= 8.4 with SSH_ASKPASS_REQUIRE=force): no terminal, no sshpass.
+  const passwordLogin = (user: string, password: string) => {
+    const askpass = join(dir, `askpass-${user}`);
+    writeFileSync(askpass, `#!/bin/sh\necho '${password}'\n`, { mode: 0o755 });
+    return run('ssh', [
+      '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR', '-o', 'ConnectTimeout=10', '-o', 'NumberOfPasswordPrompts=1',
+      '-o', 'PubkeyAuthentication=no', '-o', 'PreferredAuthentications=password', '-p', String(port), `${user}@127.0.0.1`, 'id -un',
+    ], { env: { ...process.env, SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0' }, timeoutMs: 30_000 });
+  };
+
+  it('lets me in with that password, and still not root', () => {
+    const me = passwordLogin('me', 'correct horse');
+    expect(me.stderr).toBe('');
+    expect(me.stdout.trim()).toBe('me');
+    expect(passwordLogin('me', 'wrong').code).toBe(255);
+    expect(passwordLogin('root', 'correct horse').code).toBe(255);
+  });
+
+  it('infer-dev-proxy turns a proxy on and off for apt and login shells', () => {
+    expect(podman(['exec', PASSWORD, 'infer-dev-proxy', 'on', 'http://proxy.invalid:3128']).trim()).toMatch(/^proxy on: http:\/\/proxy.invalid:3128/);
+    expect(podman(['exec', PASSWORD, 'bash', '-lc', 'echo "$https_proxy"; apt-config dump | grep -c proxy.invalid']).trim().split('\n')).toEqual(['http://proxy.invalid:3128', '2']);
+    podman(['exec', PASSWORD, 'infer-dev-proxy', 'off']);
+    expect(podman(['exec', PASSWORD, 'bash', '-lc', 'echo "[$https_proxy]"; infer-dev-proxy status']).trim().split('\n')).toEqual(['[]', 'proxy off']);
   });
 });

@@ -28,8 +28,8 @@ export interface InstanceGpu {
   /** The start turn on these devices: null when taken, else who is loading there. */
   takeTurn(instance: string, devices: readonly number[]): string | null;
   releaseTurn(instance: string): void;
-  /** Used MiB per device now (a fresh answer), for the before/after figure. */
-  usedMiB(devices: readonly number[]): Promise<Map<number, number>>;
+  /** Used MiB per device, from an answer at most `maxAgeMs` old, for the before/after figure. */
+  usedMiB(devices: readonly number[], maxAgeMs: number): Promise<Map<number, number>>;
   /** What the instance holds on each of its devices, from what is known now (never waits). */
   memoryOf(args: { pids: readonly number[]; devices: readonly number[]; report: LoadReport | null; delta: ReadonlyMap<number, number> }): DeviceMemory[];
   /** Who holds memory on these devices, for a warning: `GPU 0: pid 12 (87982 MiB)...`. */
@@ -59,8 +59,8 @@ export function makeInstanceGpu({ monitor, turns = new GpuTurns() }: { monitor: 
     },
     takeTurn: (instance, devices) => turns.take(instance, devices),
     releaseTurn: (instance) => turns.release(instance),
-    async usedMiB(devices) {
-      const snapshot = await monitor.snapshot(0);
+    async usedMiB(devices, maxAgeMs) {
+      const snapshot = await monitor.snapshot(maxAgeMs);
       const used = new Map<number, number>();
       for (const gpu of snapshot?.gpus ?? []) if (devices.includes(gpu.index) && gpu.usedMiB !== null) used.set(gpu.index, gpu.usedMiB);
       return used;

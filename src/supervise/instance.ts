@@ -38,6 +38,8 @@ const PORT_RELEASE_WAIT_MS = 10_000;
 const EXIT_TAIL_LINES = 200;
 /** After an exit, how long the output pipes may take to deliver the last lines (a leftover may hold them open). */
 const EXIT_DRAIN_MS = 200;
+/** How old the GPU answer for the used memory before a start may be. */
+const USED_BEFORE_MAX_AGE_MS = 10_000;
 /** File-system work on a user's path (the log file, the model) that takes longer than this fails the start: a hung mount must not hang us. */
 const FS_TIMEOUT_MS = 5000;
 
@@ -360,7 +362,8 @@ export class Instance extends EventEmitter {
     }
     const holder = gpu.takeTurn(this.name, devices);
     if (holder !== null) return { kind: 'wait', reason: `waiting for its turn: ${holder}`, limitMs: Number.POSITIVE_INFINITY, giveUp: '' };
-    this.#usedBefore = await gpu.usedMiB(devices);
+    // Before: the last answer will do (the exit just asked, or the daemon's start), so a start pays for no nvidia-smi run.
+    this.#usedBefore = await gpu.usedMiB(devices, USED_BEFORE_MAX_AGE_MS);
     this.#delta = new Map();
     return { kind: 'ok' };
   }
@@ -370,7 +373,7 @@ export class Instance extends EventEmitter {
     const gpu = this.#deps.gpu;
     if (gpu === undefined || this.#devices.length === 0 || this.#usedBefore.size === 0) return;
     const before = this.#usedBefore;
-    const now = await gpu.usedMiB(this.#devices);
+    const now = await gpu.usedMiB(this.#devices, 0);
     this.#delta = new Map([...now].map(([device, used]) => [device, used - (before.get(device) ?? used)]));
   }
 
@@ -466,6 +469,8 @@ export class Instance extends EventEmitter {
   // A load line moved the report: the start turn goes once the buffers are allocated, and a fit decision is looked at once.
   #onLoad(generation: number, report: LoadReport): void {
     if (loadPercent(report) >= loadPercent({ phase: 'warmup' })) this.#deps.gpu?.releaseTurn(this.name);
+    // It says it listens: ask now instead of at the next probe period, so readiness costs no wait.
+    if (report.phase === 'listening' && this.#m.state === 'starting' && this.#m.generation === generation) this.#setTimer('probe', 0, () => void this.#probe(generation));
     if (this.#fitSeen || loadPercent(report) < loadPercent({ phase: 'context' })) return;
     this.#fitSeen = true;
     if (!isFitReduced(report)) return;

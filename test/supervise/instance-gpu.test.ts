@@ -36,6 +36,19 @@ describe('the load, read from the output', () => {
     expect(status.gpu!.memory[0].mib).toBeGreaterThan(87_000);
   });
 
+  it('"listening" in the output makes the next probe come at once, not at the end of the probe period', async () => {
+    const { world, inst } = setup();
+    await inst.start();
+    const child = world.spawner.last('llm');
+    await world.advance(50);
+    child.health = OK;
+    child.print('0.00.085.282 I srv  llama_server: listening on http://127.0.0.1:8080');
+    await world.flush();
+    await world.advance(0);
+    expect(inst.state).toBe('ready');
+    expect(world.prober.calls.map((c) => c.at - world.prober.calls[0].at)).toEqual([0]);
+  });
+
   it('a context cut by fit is a warning naming the GPU and what holds it, and status shows it', async () => {
     const { world, inst } = setup();
     await inst.start();

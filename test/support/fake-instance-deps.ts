@@ -490,7 +490,7 @@ export class FakeGpu implements InstanceGpu {
   releaseTurn(instance: string): void {
     this.turns.release(instance);
   }
-  async usedMiB(): Promise<Map<number, number>> {
+  async usedMiB(_devices: readonly number[], _maxAgeMs: number): Promise<Map<number, number>> {
     return new Map();
   }
   memoryOf({ report, devices }: { report: LoadReport | null; devices: readonly number[] }): DeviceMemory[] {

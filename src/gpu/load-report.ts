@@ -82,7 +82,8 @@ const RULES: ReadonlyArray<{ re: RegExp; apply(r: LoadReport, m: RegExpExecArray
   },
   // Fit's later steps put layers (or parts of them) in system memory.
   { re: /common_params_fit_impl: (filling dense(?:-only)? layers|converting dense-only layers)/, apply: (r) => (r.fitDecision = 'layers-moved') },
-  { re: /common_fit_params: (failed to fit|encountered an error)/, apply: (r) => (r.fitDecision = 'failed') },
+  // A fit that gave up after cutting the context keeps the cut (llama.cpp runs with it): the decision stays what was done.
+  { re: /common_fit_params: (failed to fit|encountered an error)/, apply: (r) => (r.fitDecision = r.contextReduced ? 'context-reduced' : 'failed') },
   { re: /llama_model_loader: loaded meta data/, apply: (r) => advance(r, 'reading') },
   { re: /print_info: n_ctx_train\s*=\s*(\d+)/, apply: (r, m) => (r.nCtxTrain = Number(m[1])) },
   { re: /load_tensors: loading model tensors/, apply: (r) => advance(r, 'tensors') },

@@ -95,6 +95,12 @@ describe('recorded on an H200 (bench/gpu/record-fixtures.sh): a 7B-shaped model 
     expect(isFitReduced(report)).toBe(true);
   });
 
+  it('a fit that gives up after cutting the context keeps the cut: the tiny model with -ngl 99 on a full GPU', () => {
+    const report = readLoadLog(fixture('h200-tiny-fit-gave-up.log'));
+    expect(report).toMatchObject({ fitDecision: 'context-reduced', contextReduced: { from: 65536, to: 4096 }, nCtx: 4096, nCtxTrain: 65536 });
+    expect(isFitReduced(report)).toBe(true);
+  });
+
   it('a third with a context set by the user has its layers moved to the CPU', () => {
     const report = readLoadLog(fixture('h200-layers-moved.log'));
     expect(report).toMatchObject({ fitDecision: 'layers-moved', offloaded: { layers: 0, of: 33 }, nCtx: 8192, contextReduced: null });

@@ -156,7 +156,7 @@ if (process.env.PROOF_NO_HOLDER !== '1') {
   const back = await until('held back', () => { const r = row('held'); return r.state === 'ready' && r.pid !== first.pid ? r : null; }, 180_000);
   const sweep = c.events.find((e) => e.event === 'sweep');
   const released = c.events.find((e) => e.event === 'gpu-released' || e.event === 'gpu-release-timeout');
-  rows.push(['kill -9 of a server whose child holds 20 GB', `child swept: ${sweep ? sweep.pids.join(',') : 'no'}; ready again ${Date.now() - killed} ms`, 'the child is killed']);
+  rows.push(['kill -9 of a server whose child holds 20 GB', `child swept: ${sweep ? `${sweep.pids.join(',')}, gone ${sweep.gone_after_ms} ms after the exit` : 'no'}; ready again ${Date.now() - killed} ms`, 'the child is killed']);
   rows.push(['  release barrier wait (a child lingered)', `${back.gpu.release?.waited_ms ?? 'n/a'} ms${released ? ` (${released.msg})` : ''}`, 'waits for the release, logs it']);
   rows.push(['  context after the restart', `${back.context.actual}/${back.context.trained} (${back.fit.decision})`, 'full context']);
   save('events-held.json', c.events.filter((e) => e.instance === 'held' || e.event?.startsWith('gpu')));

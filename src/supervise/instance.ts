@@ -441,13 +441,14 @@ export class Instance extends EventEmitter {
   // The exit: sweep what escaped the group and read the last output, then tell the machine.
   async #onExit({ generation, handle, status, at }: { generation: number; handle: ChildHandle; status: Awaited<ChildHandle['exited']>; at: number }): Promise<void> {
     const [swept] = await Promise.all([this.#sweepLeftovers(), handle.drainOutput(EXIT_DRAIN_MS)]);
+    const sweptAfterMs = this.#deps.clock.now() - at;
     this.#deps.gpu?.releaseTurn(this.name);
     // What the driver still lists of this run decides what the next start waits for (the release barrier).
     if (this.#deps.gpu !== undefined && this.#devices.length > 0) this.#exitSnapshot = await this.#deps.gpu.snapshotExit([handle.pid, ...swept]);
     if (swept.length > 0) {
       this.#deps.log.warn(
-        { instance: this.name, pids: swept, event: 'sweep' },
-        `${this.name}: killed ${swept.length} leftover process(es) that escaped the process group: ${swept.join(', ')}`,
+        { instance: this.name, pids: swept, event: 'sweep', gone_after_ms: sweptAfterMs },
+        `${this.name}: killed ${swept.length} leftover process(es) that escaped the process group: ${swept.join(', ')} (gone ${sweptAfterMs} ms after the exit)`,
       );
     }
     if (this.#child?.handle === handle) this.#child = null;

@@ -88,8 +88,39 @@ export interface InstancePlan {
   envNotes?: Readonly<Record<string, string>>;
   /** What runs: llama-server (its log is read for the load's progress and fit), or a service such as sshd. Absent: llama-server. */
   engine?: 'llama-server' | 'service';
+  /** Loading on demand; absent: started at boot, never unloaded. */
+  lifecycle?: LifecyclePolicy;
   policy: SupervisionPolicy;
 }
+
+/** How an instance is loaded and unloaded (issue 13's keys). */
+export interface LifecyclePolicy {
+  /** Not started at boot: the first request (or `supervisor load`) loads it. */
+  onDemand: boolean;
+  /** Unloaded after this long with no request; 0: never. */
+  idleUnloadS: number;
+  /** At most one instance of a group is loaded at a time. */
+  exclusiveGroup: string | null;
+  /** MiB needed on each of its GPUs, as configured; null: estimated. */
+  memoryMib: number | null;
+  /** Never unloaded to make room. */
+  pinned: boolean;
+  /** Requests in flight at once through the gateway; null: the server's own slots. */
+  maxConcurrent: number | null;
+  /** Requests that wait beyond maxConcurrent before 429. */
+  maxQueue: number;
+}
+
+/** Defaults for LifecyclePolicy. */
+export const DEFAULT_LIFECYCLE: Readonly<LifecyclePolicy> = Object.freeze({
+  onDemand: false,
+  idleUnloadS: 0,
+  exclusiveGroup: null,
+  memoryMib: null,
+  pinned: false,
+  maxConcurrent: null,
+  maxQueue: 256,
+});
 
 /** The whole resolved config. */
 export interface LaunchPlan {
@@ -98,4 +129,6 @@ export interface LaunchPlan {
   instances: InstancePlan[];
   /** `[gateway]`; absent: off (no config yet). */
   gateway?: GatewayPlan;
+  /** `[master] memory_budget_mib`: memory per device for placement where nvidia-smi reports none; null: none set. */
+  memoryBudgetMib?: number | null;
 }

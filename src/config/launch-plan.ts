@@ -22,7 +22,15 @@ import {
 import { resolveExecutable, type ExecutableLookup } from './executable.ts';
 import { makeGatewayPlan } from './gateway-plan.ts';
 import { checkGpuIds, selectGpus, type KnownGpu } from './gpu-ids.ts';
-import { DEFAULT_POLICY, INSTANCE_MARKER_ENV, type InstancePlan, type LaunchPlan, type SupervisionPolicy } from './instance-plan.ts';
+import {
+  DEFAULT_LIFECYCLE,
+  DEFAULT_POLICY,
+  INSTANCE_MARKER_ENV,
+  type InstancePlan,
+  type LaunchPlan,
+  type LifecyclePolicy,
+  type SupervisionPolicy,
+} from './instance-plan.ts';
 import { makeReport } from './issue-location.ts';
 import { mergeOverrides, OVERRIDES_ENV, OverridesSyntaxError, parseOverrides, type ConfigTable, type ConfigValue } from './overrides.ts';
 import { checkPathLimits } from './path-limits.ts';
@@ -100,6 +108,7 @@ function buildPlan({ document, ctx, source }: { document: ConfigTable; ctx: Plan
   sortByDocumentOrder(names, source);
   return {
     enabled,
+    memoryBudgetMib: master.memory_budget_mib === undefined ? null : Number(master.memory_budget_mib),
     instances: names.map((name) => {
       const instance = instances[name] as ConfigTable;
       return buildInstance({
@@ -174,7 +183,22 @@ function buildInstance({
     ctxSize: findCtxSize(args, env),
     envNotes: notes,
     engine: 'llama-server',
+    lifecycle: makeLifecycle(c),
     policy: makePolicy(c),
+  };
+}
+
+function makeLifecycle(c: ControlTable & ConfigTable): LifecyclePolicy {
+  const d = DEFAULT_LIFECYCLE;
+  const num = (value: unknown) => (value === undefined ? null : Number(value));
+  return {
+    onDemand: c.on_demand ?? d.onDemand,
+    idleUnloadS: num(c.idle_unload_s) ?? d.idleUnloadS,
+    exclusiveGroup: c.exclusive_group ?? d.exclusiveGroup,
+    memoryMib: num(c.memory_mib) ?? d.memoryMib,
+    pinned: c.pinned ?? d.pinned,
+    maxConcurrent: num(c.max_concurrent) ?? d.maxConcurrent,
+    maxQueue: num(c.max_queue) ?? d.maxQueue,
   };
 }
 

@@ -71,6 +71,17 @@ export const controlSchema = z.partial(
     on_fit_reduced: z
       .enum(['warn', 'fail'])
       .check(z.describe('When llama.cpp fits a shorter context or moves layers off the GPU: "warn" (default) or "fail" the start')),
+    on_demand: z.boolean().check(z.describe('Not started at boot: loaded by the first gateway request routed to it, or supervisor load (default false)')),
+    idle_unload_s: z
+      .number()
+      .check(z.minimum(0), z.describe('Unload after this many seconds with no request in flight or arriving (default 0 = never); also for instances started at boot')),
+    exclusive_group: z
+      .string()
+      .check(z.minLength(1), z.describe('At most one instance of a group is loaded at a time; loading one unloads the other, drained first')),
+    memory_mib: count(1).check(z.describe('MiB the instance needs on each of its GPUs (default: estimated from the GGUF, then what the first load really used)')),
+    pinned: z.boolean().check(z.describe('Never unloaded to make room (default false)')),
+    max_concurrent: count(1).check(z.describe("Requests in flight at once through the gateway (default: the server's slots, --parallel)")),
+    max_queue: count(0).check(z.describe('Requests that wait beyond max_concurrent; more get 429 with retry-after (default 256)')),
     gpu_release_timeout_s: z
       .number()
       .check(z.minimum(0), z.maximum(600), z.describe('A start waits this long for the last run\'s GPU memory to come back, then starts anyway (default 15)')),
@@ -113,6 +124,9 @@ const instanceSchema = z.partial(
 export const masterSchema = z.partial(
   z.strictObject({
     enable: z.boolean().check(z.describe('Master switch: false launches nothing (default true)')),
+    memory_budget_mib: count(1).check(
+      z.describe('Memory per device that on-demand loading plans with when no nvidia-smi reports it (CPU machines); with a GPU, its total minus a reserve'),
+    ),
     llama_cpp_path: z
       .string()
       .check(

@@ -22,23 +22,27 @@ import { classifyExit, describeExit } from './exit-reason.ts';
  * - restarting: being stopped, starts again right after (a restart, or a start during a stop);
  * - failing: being stopped because it failed (stalled start, failed liveness); then the restart policy decides;
  * - backoff: crashed, restarts at `next_restart_at`;
- * - fatal: given up (config failure, restart budget spent, restart = "never"); only a command starts it.
+ * - fatal: given up (config failure, restart budget spent, restart = "never"); only a command starts it;
+ * - idle: loaded on demand and not loaded now (never yet, unloaded when idle, or to make room); a request loads it;
+ * - unloading: being stopped to become idle (idle timeout, room for another, supervisor unload).
  */
-export type InstanceState = 'stopped' | 'waiting' | 'starting' | 'ready' | 'stopping' | 'restarting' | 'failing' | 'backoff' | 'fatal';
+export type InstanceState = 'stopped' | 'idle' | 'waiting' | 'starting' | 'ready' | 'stopping' | 'unloading' | 'restarting' | 'failing' | 'backoff' | 'fatal';
 
-export const INSTANCE_STATES: readonly InstanceState[] = ['stopped', 'waiting', 'starting', 'ready', 'stopping', 'restarting', 'failing', 'backoff', 'fatal'];
+export const INSTANCE_STATES: readonly InstanceState[] = ['stopped', 'idle', 'waiting', 'starting', 'ready', 'stopping', 'unloading', 'restarting', 'failing', 'backoff', 'fatal'];
 
 /** The whole rulebook: the states each state may move to. */
 export const TRANSITIONS: Readonly<Record<InstanceState, readonly InstanceState[]>> = {
-  stopped: ['starting', 'waiting', 'fatal'],
-  waiting: ['starting', 'stopped', 'fatal'],
-  starting: ['ready', 'stopping', 'restarting', 'failing', 'backoff', 'fatal', 'stopped'],
-  ready: ['stopping', 'restarting', 'failing', 'backoff', 'fatal', 'stopped'],
+  stopped: ['starting', 'waiting', 'fatal', 'idle'],
+  idle: ['starting', 'waiting', 'fatal', 'stopped'],
+  waiting: ['starting', 'stopped', 'fatal', 'idle'],
+  starting: ['ready', 'stopping', 'unloading', 'restarting', 'failing', 'backoff', 'fatal', 'stopped'],
+  ready: ['stopping', 'unloading', 'restarting', 'failing', 'backoff', 'fatal', 'stopped'],
   stopping: ['stopped', 'restarting'],
-  restarting: ['starting', 'waiting', 'stopping', 'stopped', 'fatal'],
-  failing: ['backoff', 'fatal', 'restarting', 'stopping'],
-  backoff: ['starting', 'waiting', 'stopped', 'fatal'],
-  fatal: ['starting', 'waiting', 'stopped'],
+  unloading: ['idle', 'stopping', 'restarting'],
+  restarting: ['starting', 'waiting', 'stopping', 'unloading', 'stopped', 'idle', 'fatal'],
+  failing: ['backoff', 'fatal', 'restarting', 'stopping', 'unloading'],
+  backoff: ['starting', 'waiting', 'stopped', 'fatal', 'idle'],
+  fatal: ['starting', 'waiting', 'stopped', 'idle'],
 };
 
 /** While starting, probe this often so readiness is seen within 250 ms. */
@@ -63,8 +67,8 @@ export interface Launch {
   generation: number;
   reason: string;
   stage: 'preflight' | 'spawn';
-  /** A stop came while the spawn was under way: stop the process as soon as it exists. */
-  stopAfterSpawn: boolean;
+  /** A stop (or an unload) came while the spawn was under way: stop the process as soon as it exists. */
+  stopAfterSpawn: 'stopping' | 'unloading' | null;
 }
 
 /** Everything the rulebook knows about one instance. */
@@ -109,6 +113,10 @@ export type InstanceEvent =
   | { type: 'start'; reason: string }
   | { type: 'stop'; reason: string; graceMs?: number }
   | { type: 'restart'; reason: string }
+  /** An on-demand instance that is not loaded now: stopped → idle. */
+  | { type: 'park'; reason: string }
+  /** Stop it to become idle (idle timeout, room for another, a command). */
+  | { type: 'unload'; reason: string; graceMs?: number }
   | { type: 'preflight-done'; generation: number; outcome: PreflightOutcome }
   | { type: 'spawned'; generation: number; pid: number }
   | { type: 'spawn-failed'; generation: number; reason: string }
@@ -175,9 +183,9 @@ export function initialMachine(): Machine {
 }
 
 /** The states in which a process of the instance is alive (or still being stopped). */
-const RUNNING: readonly InstanceState[] = ['starting', 'ready', 'stopping', 'restarting', 'failing'];
+const RUNNING: readonly InstanceState[] = ['starting', 'ready', 'stopping', 'unloading', 'restarting', 'failing'];
 /** The states in which the process is being stopped. */
-const TERMINATING: readonly InstanceState[] = ['stopping', 'restarting', 'failing'];
+const TERMINATING: readonly InstanceState[] = ['stopping', 'unloading', 'restarting', 'failing'];
 
 /** Is a start under way or done (for `start()` and `restart()` to return)? */
 export function isStartSettled(m: Machine): boolean {
@@ -187,6 +195,11 @@ export function isStartSettled(m: Machine): boolean {
 /** Is nothing of the instance running, nor about to (for `stop()` to return)? */
 export function isStopSettled(m: Machine): boolean {
   return m.launch === null && (m.state === 'stopped' || m.state === 'fatal');
+}
+
+/** Is the instance unloaded (or was never loaded), for `unload()` to return? */
+export function isUnloadSettled(m: Machine): boolean {
+  return m.launch === null && (m.state === 'idle' || m.state === 'stopped' || m.state === 'fatal');
 }
 
 /** Applies one event: the next machine and what to do. Throws IllegalTransitionError only on a bug. */
@@ -223,6 +236,10 @@ class Step {
         return this.onStop(event.reason, event.graceMs);
       case 'restart':
         return this.onRestart(event.reason);
+      case 'park':
+        return this.onPark(event.reason);
+      case 'unload':
+        return this.onUnload(event.reason, event.graceMs);
       case 'preflight-done':
         return this.onPreflight(event.generation, event.outcome);
       case 'spawned':
@@ -244,14 +261,14 @@ class Step {
 
   onStart(reason: string): void {
     const { state } = this.m;
-    if (state === 'stopping' || state === 'failing') {
+    if (state === 'stopping' || state === 'unloading' || state === 'failing') {
       // The last command wins: start again right after the exit.
       this.m.startReason = reason;
       return this.go('restarting', reason);
     }
     if (RUNNING.includes(state)) return;
     if (this.m.launch) {
-      this.m.launch.stopAfterSpawn = false;
+      this.m.launch.stopAfterSpawn = null;
       return;
     }
     if (state === 'fatal') {
@@ -278,11 +295,37 @@ class Step {
     this.m.nextRestartAt = null;
     this.m.waitSince = null;
     if (this.m.launch?.stage === 'spawn') {
-      this.m.launch.stopAfterSpawn = true;
+      this.m.launch.stopAfterSpawn = 'stopping';
       return;
     }
     this.m.launch = null;
     if (state !== 'stopped') this.go('stopped', reason);
+  }
+
+  onPark(reason: string): void {
+    if (this.m.state === 'stopped' && this.m.launch === null) this.go('idle', reason);
+  }
+
+  // Like a stop, but the instance rests idle: the next request loads it again.
+  onUnload(reason: string, graceMs: number | undefined): void {
+    const { state } = this.m;
+    if (state === 'starting' || state === 'ready') return this.terminate('unloading', reason, graceMs);
+    if ((state === 'restarting' || state === 'failing') && this.m.pid !== null) {
+      this.go('unloading', reason);
+      if (graceMs !== undefined) this.armKill(graceMs);
+      return;
+    }
+    // Stopped by hand stays stopped; already on its way down or unloaded: nothing to do.
+    if (state === 'stopping' || state === 'unloading' || state === 'idle' || (state === 'stopped' && this.m.launch === null)) return;
+    this.cancel('backoff', 'retry');
+    this.m.nextRestartAt = null;
+    this.m.waitSince = null;
+    if (this.m.launch?.stage === 'spawn') {
+      this.m.launch.stopAfterSpawn = 'unloading';
+      return;
+    }
+    this.m.launch = null;
+    this.go('idle', reason);
   }
 
   onRestart(reason: string): void {
@@ -298,7 +341,7 @@ class Step {
 
   beginLaunch(reason: string): void {
     this.m.generation += 1;
-    this.m.launch = { generation: this.m.generation, reason, stage: 'preflight', stopAfterSpawn: false };
+    this.m.launch = { generation: this.m.generation, reason, stage: 'preflight', stopAfterSpawn: null };
     this.m.giveUp = false;
     this.m.startReason = reason;
     this.effects.push({ type: 'preflight', generation: this.m.generation });
@@ -333,7 +376,7 @@ class Step {
     Object.assign(this.m, { pid, startedAt: this.now, readySince: null, lastAnswer: '', lastProgressAt: this.now, healthFailures: 0, waitSince: null });
     this.effects.push({ type: 'record', text: `[supervisor] started pid ${pid}: ${this.plan.executable} ${this.plan.args.join(' ')}` });
     this.go('starting', launch.reason);
-    if (launch.stopAfterSpawn) return this.terminate('stopping', 'stop requested while starting');
+    if (launch.stopAfterSpawn !== null) return this.terminate(launch.stopAfterSpawn, `${launch.stopAfterSpawn === 'stopping' ? 'stop' : 'unload'} requested while starting`);
     this.effects.push({ type: 'probe', generation, afterMs: STARTING_PROBE_INTERVAL_MS });
   }
 
@@ -342,9 +385,10 @@ class Step {
     if (launch === null || launch.generation !== generation || launch.stage !== 'spawn') return;
     this.m.launch = null;
     this.effects.push({ type: 'record', text: `[supervisor] ${reason}` });
-    if (!launch.stopAfterSpawn) return this.fail(reason, null);
+    if (launch.stopAfterSpawn === null) return this.fail(reason, null);
     this.m.lastExit = { code: null, signal: null, reason };
-    if (this.m.state !== 'stopped') this.go('stopped', reason);
+    const rest = launch.stopAfterSpawn === 'unloading' ? 'idle' : 'stopped';
+    if (this.m.state !== rest) this.go(rest, reason);
   }
 
   // ---- probes: readiness while starting, liveness once ready ----
@@ -392,7 +436,7 @@ class Step {
   // ---- stopping ----
 
   // SIGTERM to the group now, SIGKILL after stop_timeout_s (or a shorter grace); the exit finishes the stop.
-  terminate(to: 'stopping' | 'restarting' | 'failing', reason: string, graceMs?: number): void {
+  terminate(to: 'stopping' | 'unloading' | 'restarting' | 'failing', reason: string, graceMs?: number): void {
     this.cancel('probe');
     this.m.stopReason = reason;
     this.go(to, reason);
@@ -428,6 +472,7 @@ class Step {
     this.effects.push({ type: 'record', text: `[supervisor] pid ${pid} ${describeExit(status)}${stopped ? '' : `: ${reason}`}` });
 
     if (state === 'stopping') return this.go('stopped', reason);
+    if (state === 'unloading') return this.go('idle', reason);
     if (state === 'restarting') return this.beginLaunch(this.m.startReason);
     if (state === 'failing') {
       // A stall or failed liveness is a failure: the restart policy decides.

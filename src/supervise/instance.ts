@@ -18,6 +18,7 @@ import {
   initialMachine,
   isStartSettled,
   isStopSettled,
+  isUnloadSettled,
   reduce,
   type InstanceEffect,
   type InstanceEvent,
@@ -214,6 +215,25 @@ export class Instance extends EventEmitter {
   /** Stops (if running) and starts again with the plan as it is now; resolves once the new start is under way. */
   restart(reason = 'restart requested'): Promise<void> {
     return this.#command({ type: 'restart', reason }, isStartSettled);
+  }
+
+  /** Unloads the instance (stops it to rest idle: the next request loads it); resolves once it is idle. */
+  unload(reason = 'unload requested', { graceMs }: { graceMs?: number } = {}): Promise<void> {
+    return this.#command({ type: 'unload', reason, graceMs }, isUnloadSettled);
+  }
+
+  /** An on-demand instance that is not loaded now: from stopped to idle (the state that says "a request loads it"). */
+  park(reason = 'loaded on demand: the first request starts it'): void {
+    this.#dispatch({ type: 'park', reason });
+  }
+
+  /** MiB of host memory the last load's buffers took (CPU inference); null when not known. */
+  get hostBuffersMiB(): number | null {
+    const buffers = this.#load?.report.buffers;
+    if (buffers === undefined) return null;
+    let mib = 0;
+    for (const [device, b] of Object.entries(buffers)) if (!/^CUDA/.test(device)) mib += b.model + b.kv + b.compute;
+    return mib > 0 ? Math.round(mib) : null;
   }
 
   /** Takes a new plan; the caller restarts the instance when the launch itself changed. */

@@ -3,7 +3,7 @@
 // restarting only the instances whose launch changed.
 import type { InstancePlan, LaunchPlan } from '../config/instance-plan.ts';
 import { UsageError } from '../errors.ts';
-import { Instance, type InstanceDeps, type InstanceState, type InstanceStatus } from './instance.ts';
+import { Instance, type InstanceDeps, type InstanceState, type InstanceStatus, type TransitionEvent } from './instance.ts';
 import type { Log } from '../logging/log.ts';
 
 export interface ReloadSummary {
@@ -11,6 +11,8 @@ export interface ReloadSummary {
   restarted: string[];
   stopped: string[];
   unchanged: string[];
+  /** On-demand instances left (or put) idle: the next request loads them with the plan as it is now. */
+  idle: string[];
 }
 
 export interface HealthSummary {
@@ -45,16 +47,37 @@ export class Supervisor {
   readonly #log: Log;
   /** Set by shutdown: startAll starts nothing more. */
   #shuttingDown = false;
+  /** Told of every transition of every instance (the on-demand controller listens). */
+  readonly #watchers: Array<(instance: Instance, event: TransitionEvent) => void> = [];
 
   constructor({ plan, deps }: { plan: LaunchPlan; deps: InstanceDeps }) {
     this.#plan = plan;
     this.#deps = deps;
     this.#log = deps.log;
-    for (const instancePlan of plan.instances) this.#instances.set(instancePlan.name, new Instance(instancePlan, deps));
+    for (const instancePlan of plan.instances) this.#instances.set(instancePlan.name, this.#make(instancePlan));
   }
 
   get plan(): LaunchPlan {
     return this.#plan;
+  }
+
+  /** Calls `watcher` at every transition of every instance, present and future. */
+  watchTransitions(watcher: (instance: Instance, event: TransitionEvent) => void): void {
+    this.#watchers.push(watcher);
+  }
+
+  #make(plan: InstancePlan): Instance {
+    const instance = new Instance(plan, this.#deps);
+    instance.on('transition', (event: TransitionEvent) => {
+      for (const watcher of this.#watchers) watcher(instance, event);
+    });
+    return instance;
+  }
+
+  // Starts an instance, or parks it idle when it loads on demand.
+  async #bringUp(instance: Instance, reason: string): Promise<void> {
+    if (instance.plan.lifecycle?.onDemand) instance.park(`loaded on demand (${reason}): the first request starts it`);
+    else await instance.start(reason);
   }
 
   instance(name: string): Instance | undefined {
@@ -71,7 +94,7 @@ export class Supervisor {
     if (this.#instances.has(plan.name) || this.#system.has(plan.name)) {
       throw new UsageError(`an instance named "${plan.name}" already exists; "${plan.name}" is reserved`);
     }
-    const instance = new Instance(plan, this.#deps);
+    const instance = this.#make(plan);
     this.#system.set(plan.name, instance);
     await instance.start('system service');
     return instance;
@@ -87,7 +110,7 @@ export class Supervisor {
       // While we waited for the one before, a shutdown or a reload may have changed what should run.
       if (this.#shuttingDown || !this.#plan.enabled) return;
       if (this.#instances.get(instance.name) !== instance || !instance.plan.enabled) continue;
-      await instance.start('supervisor start');
+      await this.#bringUp(instance, 'supervisor start');
       if (!instance.plan.background) await instance.waitFor(SETTLED);
     }
   }
@@ -141,7 +164,7 @@ export class Supervisor {
    * to another (a renamed instance, swapped ports) is free when its new owner starts.
    */
   async reload(next: LaunchPlan): Promise<ReloadSummary> {
-    const summary: ReloadSummary = { started: [], restarted: [], stopped: [], unchanged: [] };
+    const summary: ReloadSummary = { started: [], restarted: [], stopped: [], unchanged: [], idle: [] };
     this.#refuseReservedNames(next);
     const wanted = new Set(next.instances.map((i) => i.name));
     const stops: Promise<void>[] = [];
@@ -157,20 +180,35 @@ export class Supervisor {
       const runnable = next.enabled && plan.enabled;
       let instance = this.#instances.get(plan.name);
       if (!instance) {
-        instance = new Instance(plan, this.#deps);
+        instance = this.#make(plan);
         ordered.set(plan.name, instance);
         if (runnable) {
-          summary.started.push(plan.name);
+          (plan.lifecycle?.onDemand ? summary.idle : summary.started).push(plan.name);
           const added = instance;
-          starts.push(() => added.start('added by reload'));
+          starts.push(() => this.#bringUp(added, 'added by reload'));
         } else summary.unchanged.push(plan.name);
         continue;
       }
       ordered.set(plan.name, instance);
       const changed = launchKey(plan) !== launchKey(instance.plan);
-      const running = instance.state !== 'stopped' && instance.state !== 'fatal';
+      const running = !['stopped', 'fatal', 'idle'].includes(instance.state);
       instance.setPlan(plan);
       const existing = instance;
+      // On demand: never started by a reload. A loaded one whose launch changed is unloaded (it loads with its new
+      // plan at the next request), a failed one made idle again, a newly enabled one parked.
+      if (runnable && plan.lifecycle?.onDemand) {
+        const why = 'launch plan changed by reload: loads again on the next request';
+        const action =
+          running && changed ? () => stops.push(existing.unload(why))
+          : instance.state === 'fatal' && changed ? () => starts.push(() => existing.unload(why))
+          : instance.state === 'stopped' && !this.#wasRunnable(plan.name) ? () => starts.push(async () => existing.park('enabled by reload'))
+          : null;
+        if (action !== null) {
+          summary.idle.push(plan.name);
+          action();
+          continue;
+        }
+      }
       if (!runnable) {
         if (instance.state !== 'stopped') {
           summary.stopped.push(plan.name);
@@ -203,13 +241,13 @@ export class Supervisor {
    */
   async serve(next: LaunchPlan): Promise<ReloadSummary> {
     this.#refuseReservedNames(next);
-    const summary: ReloadSummary = { started: [], restarted: [], stopped: [], unchanged: [] };
+    const summary: ReloadSummary = { started: [], restarted: [], stopped: [], unchanged: [], idle: [] };
     const starts: Promise<void>[] = [];
     for (const plan of next.instances) {
       const runnable = next.enabled && plan.enabled;
       let instance = this.#instances.get(plan.name);
       if (!instance) {
-        instance = new Instance(plan, this.#deps);
+        instance = this.#make(plan);
         this.#instances.set(plan.name, instance);
       } else if (instance.state !== 'stopped' && instance.state !== 'fatal') {
         summary.unchanged.push(plan.name);
@@ -219,8 +257,8 @@ export class Supervisor {
         summary.unchanged.push(plan.name);
         continue;
       }
-      summary.started.push(plan.name);
-      starts.push(instance.start('serve'));
+      (plan.lifecycle?.onDemand ? summary.idle : summary.started).push(plan.name);
+      starts.push(this.#bringUp(instance, 'serve'));
     }
     this.#plan = next;
     await Promise.all(starts);

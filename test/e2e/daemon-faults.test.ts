@@ -116,7 +116,7 @@ describe('daemon with fake servers', () => {
     daemon.writeConfig(header + fakeInstance('a', p1) + fakeInstance('b', p2, ['--print-line', 'changed']) + fakeInstance('c', p3));
     const ok = daemon.cli('reload', '--json');
     expect(ok.code).toBe(0);
-    expect(JSON.parse(ok.stdout)).toEqual({ started: ['c'], restarted: ['b'], stopped: [], unchanged: ['a'] });
+    expect(JSON.parse(ok.stdout)).toEqual({ started: ['c'], restarted: ['b'], stopped: [], unchanged: ['a'], idle: [] });
     await daemon.waitForState('b', 'ready');
     await daemon.waitForState('c', 'ready');
     const after = daemon.status();

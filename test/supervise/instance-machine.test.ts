@@ -21,7 +21,7 @@ const plan = makePlan({ name: 'llm', port: 8080 });
 const base = initialMachine();
 const running = { pid: 100, generation: 1, startedAt: NOW - 5000, lastProgressAt: NOW, readySince: null };
 const terminating = { ...running, termAt: NOW - 1000, killDeadline: NOW + 7000, stopReason: 'x', startReason: 'y' };
-const launching = (stage: 'preflight' | 'spawn') => ({ generation: 2, launch: { generation: 2, reason: 'start', stage, stopAfterSpawn: false } });
+const launching = (stage: 'preflight' | 'spawn') => ({ generation: 2, launch: { generation: 2, reason: 'start', stage, stopAfterSpawn: null } });
 
 /** One machine per row. */
 const ROWS: Record<string, Machine> = {
@@ -37,9 +37,11 @@ const ROWS: Record<string, Machine> = {
   failing: { ...base, state: 'failing', ...terminating },
   backoff: { ...base, state: 'backoff', nextRestartAt: NOW + 500, generation: 1, restartsAt: [NOW - 100] },
   fatal: { ...base, state: 'fatal', generation: 1, lastExit: { code: 1, signal: null, reason: 'boom' } },
+  idle: { ...base, state: 'idle', generation: 1 },
+  unloading: { ...base, state: 'unloading', ...terminating },
 };
 
-const COLUMNS = ['start', 'stop', 'restart', 'pre-ok', 'pre-wait', 'pre-fail', 'spawned', 'spawn-failed', 'probe-ok', 'probe-bad', 'exited', 't-backoff', 't-retry', 't-kill', 'fit-reduced'] as const;
+const COLUMNS = ['start', 'stop', 'restart', 'pre-ok', 'pre-wait', 'pre-fail', 'spawned', 'spawn-failed', 'probe-ok', 'probe-bad', 'exited', 't-backoff', 't-retry', 't-kill', 'fit-reduced', 'park', 'unload'] as const;
 type Column = (typeof COLUMNS)[number];
 
 function eventFor(column: Column, m: Machine): InstanceEvent {
@@ -75,24 +77,30 @@ function eventFor(column: Column, m: Machine): InstanceEvent {
       return { type: 'timer', timer: 'kill' };
     case 'fit-reduced':
       return { type: 'fit-reduced', generation, reason: 'ctx 71936/131072' };
+    case 'park':
+      return { type: 'park', reason: 'on demand' };
+    case 'unload':
+      return { type: 'unload', reason: 'idle for 600 s' };
   }
 }
 
 // prettier-ignore
 const EXPECTED: Record<string, readonly string[]> = {
-  //                        start         stop        restart        pre-ok        pre-wait   pre-fail  spawned     spawn-failed  probe-ok   probe-bad   exited        t-backoff   t-retry     t-kill      fit-reduced
-  stopped:                  ['stopped',    'stopped',  'stopped',     'stopped!',   'stopped!', 'stopped!', 'stopped!', 'stopped!',  'stopped!', 'stopped!', 'stopped!',   'stopped!', 'stopped!', 'stopped!', 'stopped!'],
-  'stopped (preflight)':    ['stopped!',   'stopped',  'stopped!',    'stopped',    'waiting',  'fatal',    'stopped!', 'stopped!',  'stopped!', 'stopped!', 'stopped!',   'stopped!', 'stopped!', 'stopped!', 'stopped!'],
-  'stopped (spawning)':     ['stopped!',   'stopped',  'stopped!',    'stopped!',   'stopped!', 'stopped!', 'starting', 'fatal',     'stopped!', 'stopped!', 'stopped!',   'stopped!', 'stopped!', 'stopped!', 'stopped!'],
-  waiting:                  ['waiting',    'stopped',  'waiting',     'waiting!',   'waiting!', 'waiting!', 'waiting!', 'waiting!',  'waiting!', 'waiting!', 'waiting!',   'waiting!', 'waiting',  'waiting!', 'waiting!'],
-  starting:                 ['starting!',  'stopping', 'restarting',  'starting!',  'starting!','starting!','starting!','starting!', 'ready',    'starting', 'backoff',    'starting!','starting!','starting!', 'starting'],
-  ready:                    ['ready!',     'stopping', 'restarting',  'ready!',     'ready!',   'ready!',   'ready!',   'ready!',    'ready',    'ready',    'backoff',    'ready!',   'ready!',   'ready!', 'ready'],
-  stopping:                 ['restarting', 'stopping!','restarting',  'stopping!',  'stopping!','stopping!','stopping!','stopping!', 'stopping!','stopping!','stopped',    'stopping!','stopping!','stopping', 'stopping!'],
-  restarting:               ['restarting!','stopping', 'restarting!', 'restarting!','restarting!','restarting!','restarting!','restarting!','restarting!','restarting!','restarting','restarting!','restarting!','restarting', 'restarting!'],
-  'restarting (preflight)': ['restarting!','stopped',  'restarting!', 'restarting', 'waiting',  'fatal',    'restarting!','restarting!','restarting!','restarting!','restarting!','restarting!','restarting!','restarting!', 'restarting!'],
-  failing:                  ['restarting', 'stopping', 'restarting',  'failing!',   'failing!', 'failing!', 'failing!', 'failing!',  'failing!', 'failing!', 'backoff',    'failing!', 'failing!', 'failing', 'failing!'],
-  backoff:                  ['backoff',    'stopped',  'backoff',     'backoff!',   'backoff!', 'backoff!', 'backoff!', 'backoff!',  'backoff!', 'backoff!', 'backoff!',   'backoff',  'backoff!', 'backoff!', 'backoff!'],
-  fatal:                    ['fatal',      'stopped',  'fatal',       'fatal!',     'fatal!',   'fatal!',   'fatal!',   'fatal!',    'fatal!',   'fatal!',   'fatal!',     'fatal!',   'fatal!',   'fatal!', 'fatal!'],
+  //                        start         stop        restart        pre-ok        pre-wait   pre-fail  spawned     spawn-failed  probe-ok   probe-bad   exited        t-backoff   t-retry     t-kill      fit-reduced park      unload
+  stopped:                  ['stopped',    'stopped',  'stopped',     'stopped!',   'stopped!', 'stopped!', 'stopped!', 'stopped!',  'stopped!', 'stopped!', 'stopped!',   'stopped!', 'stopped!', 'stopped!', 'stopped!', 'idle', 'stopped!'],
+  'stopped (preflight)':    ['stopped!',   'stopped',  'stopped!',    'stopped',    'waiting',  'fatal',    'stopped!', 'stopped!',  'stopped!', 'stopped!', 'stopped!',   'stopped!', 'stopped!', 'stopped!', 'stopped!', 'stopped!', 'idle'],
+  'stopped (spawning)':     ['stopped!',   'stopped',  'stopped!',    'stopped!',   'stopped!', 'stopped!', 'starting', 'fatal',     'stopped!', 'stopped!', 'stopped!',   'stopped!', 'stopped!', 'stopped!', 'stopped!', 'stopped!', 'stopped'],
+  waiting:                  ['waiting',    'stopped',  'waiting',     'waiting!',   'waiting!', 'waiting!', 'waiting!', 'waiting!',  'waiting!', 'waiting!', 'waiting!',   'waiting!', 'waiting',  'waiting!', 'waiting!', 'waiting!', 'idle'],
+  starting:                 ['starting!',  'stopping', 'restarting',  'starting!',  'starting!','starting!','starting!','starting!', 'ready',    'starting', 'backoff',    'starting!','starting!','starting!', 'starting', 'starting!', 'unloading'],
+  ready:                    ['ready!',     'stopping', 'restarting',  'ready!',     'ready!',   'ready!',   'ready!',   'ready!',    'ready',    'ready',    'backoff',    'ready!',   'ready!',   'ready!', 'ready', 'ready!', 'unloading'],
+  stopping:                 ['restarting', 'stopping!','restarting',  'stopping!',  'stopping!','stopping!','stopping!','stopping!', 'stopping!','stopping!','stopped',    'stopping!','stopping!','stopping', 'stopping!', 'stopping!', 'stopping!'],
+  restarting:               ['restarting!','stopping', 'restarting!', 'restarting!','restarting!','restarting!','restarting!','restarting!','restarting!','restarting!','restarting','restarting!','restarting!','restarting', 'restarting!', 'restarting!', 'unloading'],
+  'restarting (preflight)': ['restarting!','stopped',  'restarting!', 'restarting', 'waiting',  'fatal',    'restarting!','restarting!','restarting!','restarting!','restarting!','restarting!','restarting!','restarting!', 'restarting!', 'restarting!', 'idle'],
+  failing:                  ['restarting', 'stopping', 'restarting',  'failing!',   'failing!', 'failing!', 'failing!', 'failing!',  'failing!', 'failing!', 'backoff',    'failing!', 'failing!', 'failing', 'failing!', 'failing!', 'unloading'],
+  backoff:                  ['backoff',    'stopped',  'backoff',     'backoff!',   'backoff!', 'backoff!', 'backoff!', 'backoff!',  'backoff!', 'backoff!', 'backoff!',   'backoff',  'backoff!', 'backoff!', 'backoff!', 'backoff!', 'idle'],
+  fatal:                    ['fatal',      'stopped',  'fatal',       'fatal!',     'fatal!',   'fatal!',   'fatal!',   'fatal!',    'fatal!',   'fatal!',   'fatal!',     'fatal!',   'fatal!',   'fatal!', 'fatal!', 'fatal!', 'idle'],
+  idle:                     ['idle',       'stopped',  'idle',        'idle!',      'idle!',    'idle!',    'idle!',    'idle!',     'idle!',    'idle!',    'idle!',      'idle!',    'idle!',    'idle!',    'idle!', 'idle!', 'idle!'],
+  unloading:                ['restarting', 'stopping', 'restarting',  'unloading!', 'unloading!','unloading!','unloading!','unloading!','unloading!','unloading!','idle',    'unloading!','unloading!','unloading', 'unloading!', 'unloading!', 'unloading!'],
 };
 
 function transitions(effects: readonly InstanceEffect[]) {
@@ -151,7 +159,7 @@ describe('what the cells do', () => {
   it('start from stopped asks for the preflight first; the spawn only after it', () => {
     const started = run(ROWS.stopped, { type: 'start', reason: 'go' });
     expect(types(started.effects)).toEqual(['cancel-timer', 'cancel-timer', 'preflight']);
-    expect(started.machine.launch).toEqual({ generation: 1, reason: 'go', stage: 'preflight', stopAfterSpawn: false });
+    expect(started.machine.launch).toEqual({ generation: 1, reason: 'go', stage: 'preflight', stopAfterSpawn: null });
     const checked = run(started.machine, { type: 'preflight-done', generation: 1, outcome: { kind: 'ok' } });
     expect(types(checked.effects)).toEqual(['spawn']);
     const spawned = run(checked.machine, { type: 'spawned', generation: 1, pid: 7 });
@@ -161,7 +169,7 @@ describe('what the cells do', () => {
 
   it('a stop during the spawn stops the process as soon as it exists', () => {
     const stopped = run(ROWS['stopped (spawning)'], { type: 'stop', reason: 'stop' });
-    expect(stopped.machine.launch?.stopAfterSpawn).toBe(true);
+    expect(stopped.machine.launch?.stopAfterSpawn).toBe('stopping');
     const spawned = run(stopped.machine, { type: 'spawned', generation: 2, pid: 9 });
     expect(types(spawned.effects)).toEqual(['record', 'stopped->starting', 'cancel-timer', 'starting->stopping', 'signal', 'set-timer']);
   });

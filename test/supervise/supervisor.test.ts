@@ -203,7 +203,7 @@ describe('reload', () => {
     const d = makePlan({ name: 'd' });
 
     const summary = await sup.reload({ enabled: true, instances: [a, changedB, d] });
-    expect(summary).toEqual({ started: ['d'], restarted: ['b'], stopped: ['c'], unchanged: ['a'] });
+    expect(summary).toEqual({ started: ['d'], restarted: ['b'], stopped: ['c'], unchanged: ['a'], idle: [] });
     expect(sup.instances.map((i) => i.name)).toEqual(['a', 'b', 'd']);
     expect(pidOf(sup, 'a')).toBe(before.a);
     expect(pidOf(sup, 'b')).not.toBe(before.b);
@@ -244,7 +244,7 @@ describe('reload', () => {
     await world.advance(2_000);
     oldChild.exit(0);
     await world.flush();
-    expect(await reloading).toEqual({ started: ['new'], restarted: [], stopped: ['old'], unchanged: [] });
+    expect(await reloading).toEqual({ started: ['new'], restarted: [], stopped: ['old'], unchanged: [], idle: [] });
     expect(sup.instance('new')?.state).toBe('starting');
     expect(world.log.transitions('new')).toEqual(['stopped->starting']);
     expectConsistent(world);
@@ -255,7 +255,7 @@ describe('reload', () => {
     await sup.startAll();
     const [a, b] = plan.instances;
     const summary = await sup.reload({ enabled: true, instances: [{ ...a, enabled: false }, { ...b, enabled: true }] });
-    expect(summary).toEqual({ started: ['b'], restarted: [], stopped: ['a'], unchanged: [] });
+    expect(summary).toEqual({ started: ['b'], restarted: [], stopped: ['a'], unchanged: [], idle: [] });
     expect(sup.instance('a')?.state).toBe('stopped');
     expect(sup.instance('b')?.state).toBe('starting');
     expectConsistent(world);
@@ -270,7 +270,7 @@ describe('reload', () => {
     expect(sup.instance('b')?.state).toBe('fatal');
     const [a, b] = plan.instances;
     const summary = await sup.reload({ enabled: true, instances: [a, { ...b, args: [...b.args, '--fixed'] }] });
-    expect(summary).toEqual({ started: ['b'], restarted: [], stopped: [], unchanged: ['a'] });
+    expect(summary).toEqual({ started: ['b'], restarted: [], stopped: [], unchanged: ['a'], idle: [] });
     expect(sup.instance('a')?.state).toBe('stopped');
     expect(sup.instance('b')?.state).toBe('starting');
     expect(world.log.transitions('b')).toEqual(['stopped->starting', 'starting->fatal', 'fatal->starting']);
@@ -349,7 +349,7 @@ describe('system services (sshd)', () => {
     expect(sup.health().code).toBe(0);
     const sshdPid = pidOf(sup, 'sshd');
     const summary = await sup.reload({ ...plan, instances: [] });
-    expect(summary).toEqual({ started: [], restarted: [], stopped: ['a'], unchanged: [] });
+    expect(summary).toEqual({ started: [], restarted: [], stopped: ['a'], unchanged: [], idle: [] });
     expect(pidOf(sup, 'sshd')).toBe(sshdPid);
     expect(sup.instance('sshd')?.state).toBe('ready');
     expectConsistent(world);

@@ -1,10 +1,11 @@
 // `supervisor status` as a table for people.
+import type { LifecycleStatus } from '../lifecycle/controller.ts';
 import type { InstanceStatus } from '../supervise/instance.ts';
 
 const HEADERS = ['NAME', 'STATE', 'PID', 'UPTIME', 'RESTARTS', 'REQS', 'LAST EXIT', 'PORT', 'GPUS', 'LOG'];
 
 /** A status row as the daemon sends it: the instance, plus the gateway's request counters. */
-export type StatusRow = InstanceStatus & { inflight?: number | null; requests?: number | null };
+export type StatusRow = InstanceStatus & { inflight?: number | null; requests?: number | null; lifecycle?: LifecycleStatus | null };
 
 // In-flight/total requests through the gateway; `-` while it has never run.
 function formatRequests(row: StatusRow): string {
@@ -69,5 +70,12 @@ function formatNotes(s: StatusRow): string[] {
   if (s.load) notes.push(`${s.name} loading: ${s.load.percent}% (${s.load.phase})`);
   if (s.fit?.reduced) notes.push(`${s.name} fit: ${s.fit.message}`);
   if (s.gpu?.release?.warning) notes.push(`${s.name} GPU release: ${s.gpu.release.warning}`);
+  const life = s.lifecycle;
+  if (life && (life.on_demand || s.state === 'idle')) {
+    const need = life.need_mib === null ? 'memory not known yet' : `needs ${life.need_mib} MiB (${life.need_source})`;
+    const used = life.last_used ? `last used ${life.last_used.slice(11, 19)}` : 'not used yet';
+    const unload = life.unload_at ? `, unloads at ${life.unload_at.slice(11, 19)} if unused` : '';
+    notes.push(`${s.name} on demand: ${used}, ${need}${unload}`);
+  }
   return notes;
 }

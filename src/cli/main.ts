@@ -14,6 +14,8 @@ const COMMANDS: Record<string, () => Promise<{ default: Command }>> = {
   start: () => import('./commands/lifecycle.ts'),
   stop: () => import('./commands/lifecycle.ts'),
   restart: () => import('./commands/lifecycle.ts'),
+  load: () => import('./commands/lifecycle.ts'),
+  unload: () => import('./commands/lifecycle.ts'),
   reload: () => import('./commands/reload.ts'),
   serve: () => import('./commands/serve.ts'),
   'install-pkg': () => import('./commands/install-pkg.ts'),

@@ -5,6 +5,7 @@ import { SupervisorError, UsageError } from '../errors.ts';
 import { followLog, readLastLines } from '../supervise/log-reader.ts';
 import { addRequestStats, type DaemonGateway } from '../gateway/daemon-gateway.ts';
 import type { GpuMonitor } from '../gpu/monitor.ts';
+import type { LifecycleController } from '../lifecycle/controller.ts';
 import { summarizeGpus } from '../gpu/summary.ts';
 import type { Supervisor } from '../supervise/supervisor.ts';
 import type { ControlHandler } from './server.ts';
@@ -26,6 +27,8 @@ export interface DaemonControl {
   gateway?: Pick<DaemonGateway, 'withDrain' | 'stats'>;
   /** The machine's GPUs (absent: none are looked at). */
   gpus?: Pick<GpuMonitor, 'snapshot' | 'peek' | 'present' | 'error'>;
+  /** Models on demand: load, unload, and the lifecycle part of status. */
+  lifecycle?: Pick<LifecycleController, 'load' | 'unload' | 'status'>;
 }
 
 type Args = Record<string, unknown>;
@@ -50,10 +53,31 @@ const names = (args: Args): string[] => (Array.isArray(args.names) ? args.names.
 /** Builds the daemon's request handler from the command table. */
 export function makeControlHandler(daemon: DaemonControl): ControlHandler {
   const { supervisor } = daemon;
+  // Each row with its lifecycle part (on demand, last use, the memory it needs); null without a loader.
+  const withLifecycle = <Row extends { name: string }>(rows: Row[]) =>
+    rows.map((row) => {
+      const instance = supervisor.instance(row.name);
+      return { ...row, lifecycle: instance && daemon.lifecycle ? daemon.lifecycle.status(instance) : null };
+    });
   // A Map, not a plain object: a lookup of "constructor" or "__proto__" must find nothing, not Object.prototype's members.
   const commands = new Map<string, Command>(Object.entries({
     ping: () => ({ version: daemon.version, pid: process.pid }),
-    status: (args) => addRequestStats(supervisor.status(names(args)), daemon.gateway ?? null),
+    status: (args) => withLifecycle(addRequestStats(supervisor.status(names(args)), daemon.gateway ?? null)),
+    // Makes room by memory first (and waits for it), as a request would; resolves once the start is under way.
+    load: async (args) => {
+      const chosen = supervisor.select(names(args), false);
+      if (daemon.lifecycle === undefined) throw new SupervisorError('models are not loaded on demand by this daemon');
+      for (const instance of chosen) {
+        const answer = await daemon.lifecycle.load(instance.name, 'load command');
+        if (!answer.ok) throw new SupervisorError(`${instance.name}: cannot load: ${answer.reason}`);
+      }
+      return withLifecycle(supervisor.status(chosen.map((i) => i.name)));
+    },
+    unload: async (args) => {
+      const chosen = supervisor.select(names(args), args.all === true);
+      await Promise.all(chosen.map((i) => (daemon.lifecycle ? daemon.lifecycle.unload(i.name, 'unload command') : i.unload('unload command'))));
+      return withLifecycle(supervisor.status(chosen.map((i) => i.name)));
+    },
     health: () => supervisor.health(),
     // `fresh`: ask nvidia-smi now (supervisor gpus); else the last answer, so status stays fast.
     gpus: async (args) => {

@@ -14,6 +14,8 @@ import { getInstancesToDrain, makeDaemonGateway } from '../gateway/daemon-gatewa
 import { stopOrphans } from '../supervise/orphans.ts';
 import { makeInstanceGpu } from '../gpu/instance-gpu.ts';
 import { GpuMonitor } from '../gpu/monitor.ts';
+import { LifecycleController, makeBudgets } from '../lifecycle/controller.ts';
+import { realClock } from '../supervise/clock.ts';
 import { Supervisor, type ReloadSummary } from '../supervise/supervisor.ts';
 
 export interface DaemonOptions {
@@ -77,7 +79,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   // The GPUs are asked for once now, in the background (a CPU machine answers "none" at once and never again).
   const gpus = new GpuMonitor();
   void gpus.snapshot();
-  const supervisor = new Supervisor({ plan: initial, deps: makeInstanceDeps({ log, gpu: makeInstanceGpu({ monitor: gpus }) }) });
+  const instanceGpu = makeInstanceGpu({ monitor: gpus });
+  const supervisor = new Supervisor({ plan: initial, deps: makeInstanceDeps({ log, gpu: instanceGpu }) });
   // The gateway follows each (re)loaded plan's [gateway]; a listen failure is logged, the next reload retries.
   // /metrics shows the GPUs only where there are any; nvidia-smi's last answer, asked again in the background when old.
   const gpuMetrics = () => {
@@ -89,7 +92,25 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     });
     return { snapshot, instances };
   };
-  const gateway = makeDaemonGateway({ supervisor, log: log.child({ component: 'gateway' }), gpu: gpuMetrics });
+  // Models on demand: loads through the gateway's drain, budgets from the GPUs (or [master] memory_budget_mib).
+  const lifecycle = new LifecycleController({
+    instances: () => supervisor.instances,
+    instance: (name) => supervisor.instance(name),
+    withDrain: (names, fn) => gateway.withDrain(names, fn),
+    waiting: (name) => {
+      const stats = gateway.stats(name);
+      return (stats?.held ?? 0) + (stats?.queued ?? 0);
+    },
+    devicesOf: async (plan) => {
+      const devices = await instanceGpu.devicesOf(plan);
+      return devices.length > 0 ? devices.map((d) => `gpu:${d}` as const) : ['host'];
+    },
+    budgets: () => makeBudgets({ gpus, hostMiB: supervisor.plan.memoryBudgetMib ?? null }),
+    clock: realClock,
+    log,
+  });
+  supervisor.watchTransitions((instance, event) => lifecycle.noteState(instance, event.to));
+  const gateway = makeDaemonGateway({ supervisor, log: log.child({ component: 'gateway' }), gpu: gpuMetrics, lifecycle });
   const applyGateway = (plan: LaunchPlan) =>
     gateway.apply(plan.gateway).catch((err: Error) => log.error({ err, event: 'gateway-failed' }, `gateway: ${err.message}`));
 
@@ -132,7 +153,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
 
   server = await startControlServer({
     path: socketPath,
-    handle: makeControlHandler({ supervisor, reload: daemon.reload, serve: daemon.serve, version, bootSteps, gateway, gpus }),
+    handle: makeControlHandler({ supervisor, reload: daemon.reload, serve: daemon.serve, version, bootSteps, gateway, gpus, lifecycle }),
     log,
   });
   log.info({ event: 'listening', socket: socketPath, config: configPath, version, daemon_pid: process.pid }, `supervisor ${version} listening on ${socketPath}`);

@@ -7,6 +7,8 @@ import { launchKey, type Supervisor } from '../supervise/supervisor.ts';
 import { GATEWAY_OFF, type GatewayPlan } from '../config/gateway-plan.ts';
 import type { InstanceRequestStats } from './in-flight.ts';
 import type { GpuMetricsView } from './metrics.ts';
+import type { GatewayLifecycle } from './request-handler.ts';
+import type { RouterModels } from './router-models.ts';
 import type { Gateway } from './server.ts';
 import type { Log } from '../logging/log.ts';
 
@@ -23,7 +25,7 @@ export interface DaemonGateway {
 }
 
 /** A gateway handle for the daemon; nothing of the gateway is loaded until a plan enables it. */
-export function makeDaemonGateway({ supervisor, log, gpu }: { supervisor: Pick<Supervisor, 'instances' | 'instance' | 'plan'>; log: Log; gpu?: () => GpuMetricsView | null }): DaemonGateway {
+export function makeDaemonGateway({ supervisor, log, gpu, lifecycle }: { supervisor: Pick<Supervisor, 'instances' | 'instance' | 'plan'>; log: Log; gpu?: () => GpuMetricsView | null; lifecycle?: GatewayLifecycle & RouterModels }): DaemonGateway {
   let gateway: Gateway | null = null;
   // Applies run one after another, so two reloads cannot start two listeners.
   let queue: Promise<unknown> = Promise.resolve();
@@ -34,7 +36,7 @@ export function makeDaemonGateway({ supervisor, log, gpu }: { supervisor: Pick<S
         if (gateway) return gateway.reload(plan);
         if (!plan.enabled) return;
         const [{ startGateway }, { fromSupervisor }] = await Promise.all([import('./server.ts'), import('./targets.ts')]);
-        gateway = await startGateway({ plan, targets: fromSupervisor(supervisor), log, gpu });
+        gateway = await startGateway({ plan, targets: fromSupervisor(supervisor), log, gpu, lifecycle });
       });
       queue = run.catch(() => undefined);
       return run;

@@ -14,6 +14,7 @@ const ERROR_TYPES = {
   404: { anthropic: 'not_found_error', openai: 'not_found_error' },
   405: { anthropic: 'invalid_request_error', openai: 'invalid_request_error' },
   413: { anthropic: 'request_too_large', openai: 'invalid_request_error' },
+  429: { anthropic: 'rate_limit_error', openai: 'rate_limit_error' },
   500: { anthropic: 'api_error', openai: 'server_error' },
   502: { anthropic: 'api_error', openai: 'server_error' },
   503: { anthropic: 'api_error', openai: 'unavailable_error' },

@@ -12,6 +12,8 @@ export interface InstanceRequestStats {
   requests: number;
   /** Requests held at its drain gate right now. */
   held: number;
+  /** Requests waiting for a slot (max_concurrent) right now. */
+  queued?: number;
 }
 
 /** What drain reports; `release()` opens the gate again (idempotent). */

@@ -4,6 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { BodyBudget } from './body-budget.ts';
 import type { InstanceRequestStats } from './in-flight.ts';
 import type { GatewayMetrics, GpuMetricsView } from './metrics.ts';
+import { answerLoadUnload, makeRouterModelList, makeRunningList, type RouterModels } from './router-models.ts';
 import type { RouteTable } from './route-table.ts';
 import type { LocalRoute } from './routes.ts';
 import type { GatewayTargets, TargetView } from './targets.ts';
@@ -19,6 +20,8 @@ export interface LocalContext {
   startedAt: Date;
   /** The GPUs for /metrics; absent: none shown. */
   gpu?: () => GpuMetricsView | null;
+  /** The on-demand loader behind the router API's load and unload. */
+  models?: RouterModels;
 }
 
 /** Answers one local route. */
@@ -37,6 +40,13 @@ export function answerLocal({ route, req, res, ctx }: { route: LocalRoute; req: 
       return answerHealth({ res, ctx, head });
     case 'models':
       return sendJson({ res, status: 200, body: makeModelList(ctx), head });
+    case 'router-models':
+      return sendJson({ res, status: 200, body: makeRouterModelList(ctx), head });
+    case 'running':
+      return sendJson({ res, status: 200, body: makeRunningList(ctx), head });
+    case 'router-load':
+    case 'router-unload':
+      return answerLoadUnload({ action: route === 'router-load' ? 'load' : 'unload', req, res, targets: ctx.targets, routeTable: ctx.routeTable, models: ctx.models });
     case 'metrics': {
       const text = ctx.metrics.render({ targets: ctx.targets.list(), stats: ctx.stats, bodies: ctx.bodies, gpu: ctx.gpu?.() });
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(text) });
@@ -50,7 +60,8 @@ export function answerLocal({ route, req, res, ctx }: { route: LocalRoute; req: 
 function answerHealth({ res, ctx, head }: { res: ServerResponse; ctx: LocalContext; head: boolean }): void {
   const targets = ctx.targets.list();
   const enabled = targets.filter((t) => t.enabled);
-  const ready = enabled.every((t) => t.state === 'ready');
+  // An idle instance is as it should be: it loads at its first request.
+  const ready = enabled.every((t) => t.state === 'ready' || t.state === 'idle');
   const body = {
     status: ready ? 'ok' : 'unavailable',
     instances: targets.map((t) => ({ name: t.name, state: t.state, enabled: t.enabled, ...ctx.stats(t.name) })),

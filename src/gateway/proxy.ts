@@ -125,9 +125,14 @@ export function forwardRequest({
         return;
       }
       const sse = isEventStream(upRes.headers['content-type']);
-      res.writeHead(status, makeClientHeaders(upRes.headers));
-      // Streams (SSE, or chunked without a length) show their headers before the first event.
-      if (sse || upRes.headers['content-length'] === undefined) res.flushHeaders();
+      if (res.headersSent) {
+        // A stream held for a load already sent its SSE headers: an error answer becomes an error event.
+        if (status >= 400) return relayErrorAsEvent(upRes, status);
+      } else {
+        res.writeHead(status, makeClientHeaders(upRes.headers));
+        // Streams (SSE, or chunked without a length) show their headers before the first event.
+        if (sse || upRes.headers['content-length'] === undefined) res.flushHeaders();
+      }
       upRes.pipe(res);
       upRes.on('error', () => {
         // Reported through 'close' below with complete === false.
@@ -145,6 +150,23 @@ export function forwardRequest({
       });
     };
 
+    // Reads (a bounded start of) an error answer and ends the client's stream with it as an error event.
+    const relayErrorAsEvent = (upRes: IncomingMessage, status: number) => {
+      let text = '';
+      upRes.setEncoding('utf8');
+      upRes.on('data', (chunk: string) => {
+        if (text.length < MAX_ERROR_TEXT) text += chunk.slice(0, MAX_ERROR_TEXT - text.length);
+      });
+      upRes.on('end', () => {
+        if (!res.destroyed) res.end(makeStreamErrorEvent({ flavor, message: `instance "${target.name}" answered ${status}: ${text}` }));
+        settle({ kind: 'completed', status });
+      });
+      upRes.on('error', () => settle({ kind: 'broken', status, error: `instance "${target.name}" broke off its error answer` }));
+    };
+
     send(true);
   });
 }
+
+/** Of an error answer relayed as an event, this much text is kept. */
+const MAX_ERROR_TEXT = 2000;

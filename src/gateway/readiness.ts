@@ -10,7 +10,7 @@ export const STOPPED_GRACE_MS = 1000;
 
 /** A reply the gateway makes itself. */
 export interface Refusal {
-  status: 400 | 401 | 404 | 405 | 413 | 500 | 502 | 503;
+  status: 400 | 401 | 404 | 405 | 413 | 429 | 500 | 502 | 503;
   message: string;
   headers?: Record<string, string>;
 }

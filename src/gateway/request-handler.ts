@@ -7,7 +7,7 @@ import type http from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { BodyBudget } from './body-budget.ts';
-import { getErrorFlavor, sendError, type ErrorFlavor } from './error-shapes.ts';
+import { getErrorFlavor, makeStreamErrorEvent, sendError, type ErrorFlavor } from './error-shapes.ts';
 import type { GatewayPlan } from '../config/gateway-plan.ts';
 import type { InFlightTracker } from './in-flight.ts';
 import { answerLocal } from './local-routes.ts';
@@ -18,13 +18,17 @@ import { readBody, type HeldBody } from './read-body.ts';
 import type { BodyFields } from './body-scan.ts';
 import type { RouteTable } from './route-table.ts';
 import { getPathname, matchRoute } from './routes.ts';
-import type { GatewayTargets } from './targets.ts';
+import type { RouterModels } from './router-models.ts';
+import type { RequestSlots } from './slots.ts';
+import type { GatewayTargets, TargetView } from './targets.ts';
 import type { Log } from '../logging/log.ts';
 
 /** A connection refused by an instance the supervisor still thinks ready is retried this often (the crash is noticed meanwhile). */
 const MAX_REFUSED_ATTEMPTS = 3;
 /** How long a refused connection waits for the supervisor to notice the crash before trying again. */
 const REFUSED_RECHECK_MS = 1000;
+/** While a request waits for a load, look again (and send a keep-alive comment) this often. */
+const LOAD_RECHECK_MS = 5000;
 /** Status recorded for a client that went away before its answer was complete (nginx's convention). */
 const CLIENT_CLOSED = 499;
 /**
@@ -52,16 +56,33 @@ export interface HandlerDeps {
   startedAt: Date;
   /** The GPUs for /metrics. */
   gpu?: () => GpuMetricsView | null;
+  /** Loading on demand (absent: every instance is started at boot and stays). */
+  lifecycle?: GatewayLifecycle & RouterModels;
+  /** max_concurrent / max_queue per instance. */
+  slots: RequestSlots;
+}
+
+/** What the gateway asks of the on-demand loader. */
+export interface GatewayLifecycle {
+  /** Should a request for `name` load it first (it is idle, or failed on demand a while ago)? */
+  wantsLoad(name: string): boolean;
+  /** Loads `name` (making room); resolves once its start is under way, or says why it cannot. */
+  load(name: string, why: string): Promise<{ ok: true } | { ok: false; reason: string }>;
+  /** A request to `name` is forwarded now / is done. */
+  begin(name: string): void;
+  end(name: string): void;
 }
 
 /** Builds the server's request listener. */
 export function makeRequestHandler(deps: HandlerDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const { targets, inFlight, metrics, log } = deps;
   const debug = log.isLevelEnabled?.('debug') ? log.debug.bind(log) : null;
-  const localContext = { targets, metrics, bodies: deps.bodyBudget, startedAt: deps.startedAt, gpu: deps.gpu, stats: (name: string) => inFlight.stats(name) };
+  const localContext = { targets, metrics, bodies: deps.bodyBudget, startedAt: deps.startedAt, gpu: deps.gpu, models: deps.lifecycle, stats: (name: string) => inFlight.stats(name) };
 
   const refuse = ({ res, flavor, refusal, instance, started, head = false }: { res: ServerResponse; flavor: ErrorFlavor; refusal: Refusal; instance: string; started: number; head?: boolean }) => {
-    sendError({ res, flavor, status: refusal.status, message: refusal.message, headers: refusal.headers, head });
+    // A stream held for a load has sent its headers and keep-alive comments: it ends with an error event instead.
+    if (res.headersSent && !res.writableEnded) res.end(makeStreamErrorEvent({ flavor, message: refusal.message }));
+    else sendError({ res, flavor, status: refusal.status, message: refusal.message, headers: refusal.headers, head });
     metrics.observeRequest({ instance, status: refusal.status, seconds: (performance.now() - started) / 1000 });
   };
 
@@ -158,24 +179,59 @@ export function makeRequestHandler(deps: HandlerDeps): (req: IncomingMessage, re
     }
     const name = route.instance;
     const history: WaitHistory = { sawTransition: false, usedStoppedGrace: false };
+    const lifecycle = deps.lifecycle;
     let refusedAttempts = 0;
+    let loading = false;
     for (;;) {
       if (res.destroyed) return;
       if (!inFlight.isOpen(name) && !(await inFlight.whenOpen(name, signal()))) return;
       const target = targets.get(name);
-      const remaining = deadline - performance.now();
+      // On demand: the request that needs an idle instance (or a failed one, after a while) loads it.
+      if (target !== undefined && lifecycle?.wantsLoad(name)) {
+        loading = true;
+        const answer = await lifecycle.load(name, `a request for ${JSON.stringify(fields.model)}`);
+        if (!answer.ok) {
+          const refusal = { status: 503 as const, message: `instance "${name}" cannot be loaded: ${answer.reason}`, headers: { 'retry-after': String(RETRY_AFTER_S) } };
+          return refuse({ res, flavor, refusal, instance: name, started });
+        }
+        continue;
+      }
+      // A load has no fixed limit: the instance's own stall rule ends a load that makes no progress.
+      const unbounded = loading || target?.onDemand === true;
+      const remaining = unbounded ? Number.POSITIVE_INFINITY : deadline - performance.now();
       const readiness = decideReadiness({ name, target, remainingMs: remaining, history });
       let waitFor: number;
       if (readiness.act === 'refuse') return refuse({ res, flavor, refusal: readiness.refusal, instance: name, started });
       if (readiness.act === 'wait') {
         if (readiness.grace) history.usedStoppedGrace = true;
         else history.sawTransition = true;
-        waitFor = readiness.ms;
+        waitFor = Math.min(readiness.ms, LOAD_RECHECK_MS);
+        // A stream held for a load gets its headers and a comment now and then: proxies keep it, the client sees progress.
+        if (unbounded && fields.stream && !res.destroyed) sendLoadingComment({ res, name, target });
       } else {
         // The gate may have closed while we looked: then wait at it again.
         if (!inFlight.isOpen(name)) continue;
+        const slot = deps.slots.acquire(name, target!.maxConcurrent, target!.maxQueue, signal());
+        const release = typeof slot === 'function' ? slot : await slot;
+        if (release === 'aborted') return;
+        if (release === 'full') {
+          const refusal = { status: 429 as const, message: `instance "${name}" has ${target!.maxConcurrent} requests in flight and ${target!.maxQueue} waiting (max_concurrent, max_queue)`, headers: { 'retry-after': String(RETRY_AFTER_S) } };
+          return refuse({ res, flavor, refusal, instance: name, started });
+        }
+        // The wait for a slot may have outlived the instance's state: look again before forwarding.
+        if (typeof slot !== 'function' && targets.get(name)?.state !== 'ready') {
+          release();
+          continue;
+        }
         const end = inFlight.begin(name);
-        const outcome = await forwardRequest({ req, res, body, target: target!, agent: deps.agent, flavor, oneShot: fields.stream });
+        lifecycle?.begin(name);
+        let outcome: ForwardOutcome;
+        try {
+          outcome = await forwardRequest({ req, res, body, target: target!, agent: deps.agent, flavor, oneShot: fields.stream });
+        } finally {
+          lifecycle?.end(name);
+          release();
+        }
         end();
         const next = accountFor({ outcome, name, pathname, started });
         if (next === 'done') return;
@@ -219,4 +275,14 @@ export function makeRequestHandler(deps: HandlerDeps): (req: IncomingMessage, re
         return 'retry';
     }
   }
+}
+
+// A held stream's keep-alive: the SSE headers once, then a comment saying how far the load is (SDKs skip comments).
+function sendLoadingComment({ res, name, target }: { res: ServerResponse; name: string; target: TargetView | undefined }): void {
+  if (!res.headersSent) {
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' });
+    res.flushHeaders();
+  }
+  const progress = target?.load ? ` ${target.load.percent}% (${target.load.phase})` : '';
+  res.write(`: loading ${name}: ${target?.state ?? 'gone'}${progress}\n\n`);
 }

@@ -29,6 +29,8 @@ export interface ModelId {
 export interface RouteTable {
   /** The instance for a body's `model` (any value; non-strings count as absent); null: none and no default. */
   resolve(model: unknown): Route | null;
+  /** The instance a name or alias names, without patterns or the default (the router API's `model`). */
+  resolveExact(model: string): string | null;
   /** Every model id the gateway answers to, instances first, then patterns, without duplicates. */
   readonly ids: readonly ModelId[];
   /** What the 404 message lists. */
@@ -73,6 +75,7 @@ export function makeRouteTable({
   return {
     ids,
     known: [...exact.keys()],
+    resolveExact: (model) => exact.get(normalizeModelName(model))?.instance ?? null,
     resolve(model) {
       if (typeof model !== 'string' || model.trim() === '') return fallback;
       const key = normalizeModelName(model);

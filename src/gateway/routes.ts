@@ -3,7 +3,7 @@
 // only; the query string (`/v1/messages?beta=true`) goes upstream unchanged.
 
 /** Routes the gateway answers without an instance. */
-export type LocalRoute = 'root' | 'hello' | 'telemetry' | 'health' | 'models' | 'metrics';
+export type LocalRoute = 'root' | 'hello' | 'telemetry' | 'health' | 'models' | 'metrics' | 'router-models' | 'router-load' | 'router-unload' | 'running';
 
 export type RouteMatch =
   | { kind: 'local'; route: LocalRoute; auth: boolean }
@@ -30,6 +30,11 @@ const LOCAL: Record<string, { route: LocalRoute; methods: readonly string[]; aut
   '/health': { route: 'health', methods: ['GET', 'HEAD'], auth: false },
   '/v1/models': { route: 'models', methods: ['GET'], auth: true },
   '/metrics': { route: 'metrics', methods: ['GET'], auth: true },
+  // llama.cpp router mode's model API, and llama-swap's list of what runs.
+  '/models': { route: 'router-models', methods: ['GET'], auth: true },
+  '/models/load': { route: 'router-load', methods: ['POST'], auth: true },
+  '/models/unload': { route: 'router-unload', methods: ['POST'], auth: true },
+  '/running': { route: 'running', methods: ['GET'], auth: true },
 };
 
 /** Telemetry from older Claude Code versions (`/api/event_logging/batch`, `/v2/batch`): swallowed, never forwarded. */

@@ -9,7 +9,9 @@ import { BodyBudget } from './body-budget.ts';
 import { InFlightTracker, type DrainHandle, type InstanceRequestStats } from './in-flight.ts';
 import { GatewayMetrics, type GpuMetricsView } from './metrics.ts';
 import { makeUpstreamAgent } from './proxy.ts';
-import { makeRequestHandler, type ServingConfig } from './request-handler.ts';
+import { makeRequestHandler, type GatewayLifecycle, type ServingConfig } from './request-handler.ts';
+import type { RouterModels } from './router-models.ts';
+import { RequestSlots } from './slots.ts';
 import { makeKeyCheck } from './request-auth.ts';
 import { makeRouteTable } from './route-table.ts';
 import type { GatewayTargets } from './targets.ts';
@@ -59,6 +61,7 @@ export async function startGateway({
   log,
   timeouts = DEFAULT_TIMEOUTS,
   gpu,
+  lifecycle,
 }: {
   plan: GatewayPlan;
   targets: GatewayTargets;
@@ -66,6 +69,8 @@ export async function startGateway({
   timeouts?: Partial<GatewayTimeouts>;
   /** The GPUs for /metrics. */
   gpu?: () => GpuMetricsView | null;
+  /** Loading on demand. */
+  lifecycle?: GatewayLifecycle & RouterModels;
 }): Promise<Gateway> {
   holdYoungGeneration();
   const limits: GatewayTimeouts = { ...DEFAULT_TIMEOUTS, ...timeouts };
@@ -74,7 +79,8 @@ export async function startGateway({
   const agent = makeUpstreamAgent();
   const bodyBudget: BodyBudget = new BodyBudget(plan.bodyMemoryBytes, { onIdle: makeBodyMemoryReturn(() => bodyBudget.used === 0) });
   let serving = makeServingConfig(plan, targets);
-  const handler = makeRequestHandler({ current: () => serving, targets, inFlight, bodyBudget, metrics, agent, log, startedAt: new Date(), gpu });
+  const slots = new RequestSlots();
+  const handler = makeRequestHandler({ current: () => serving, targets, inFlight, bodyBudget, metrics, agent, log, startedAt: new Date(), gpu, lifecycle, slots });
   let server: http.Server | null = null;
   let address: { host: string; port: number } | null = null;
   let closed: Promise<void> | null = null;
@@ -98,7 +104,7 @@ export async function startGateway({
     get address() {
       return address;
     },
-    stats: (name) => inFlight.stats(name),
+    stats: (name) => ({ ...inFlight.stats(name), queued: slots.waiting(name) }),
     async drain(name, timeoutMs = serving.plan.drainTimeoutMs) {
       const handle = await inFlight.drain(name, timeoutMs);
       const level = handle.drained ? 'info' : 'warn';

@@ -2,7 +2,7 @@
 // with their address, names and state, and a way to wait for a state change.
 // `fromSupervisor` adapts the real Supervisor through its public API only;
 // tests may hand the gateway any other GatewayTargets.
-import type { LaunchPlan } from '../config/instance-plan.ts';
+import { DEFAULT_LIFECYCLE, type LaunchPlan } from '../config/instance-plan.ts';
 import type { Instance, InstanceState, TransitionEvent } from '../supervise/instance.ts';
 import type { Supervisor } from '../supervise/supervisor.ts';
 
@@ -24,6 +24,13 @@ export interface TargetView {
   restarts: number;
   /** While loading: how far, from the server's own lines (null otherwise). */
   load: { phase: string; percent: number } | null;
+  /** Loaded on demand: a request for it waits for its load with no fixed limit (the load's own stall rule applies). */
+  onDemand: boolean;
+  /** Requests in flight at once (null: no limit known yet), and how many may wait beyond that. */
+  maxConcurrent: number | null;
+  maxQueue: number;
+  /** The exit code of the last run, for the router's `exit_code` of a failed model. */
+  lastExitCode: number | null;
 }
 
 /** The gateway's view of the supervised instances. */
@@ -76,6 +83,10 @@ export function fromSupervisor(supervisor: SupervisorView): GatewayTargets {
       notStartedYet: status.state === 'stopped' && !status.hasRun,
       restarts: status.restarts,
       load: status.load,
+      onDemand: plan.lifecycle?.onDemand ?? false,
+      maxConcurrent: plan.lifecycle?.maxConcurrent ?? status.slots,
+      maxQueue: plan.lifecycle?.maxQueue ?? DEFAULT_LIFECYCLE.maxQueue,
+      lastExitCode: status.lastExitCode,
     };
   };
 

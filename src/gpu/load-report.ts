@@ -41,13 +41,15 @@ export interface LoadReport {
   /** The context the server runs with, and the one the model was trained for. */
   nCtx: number | null;
   nCtxTrain: number | null;
+  /** The server's request slots (`--parallel`, or its own default). */
+  slots: number | null;
   /** Lines that moved the report: a load that prints them makes progress. */
   lines: number;
 }
 
 /** A report with nothing seen yet. */
 export function emptyLoadReport(): LoadReport {
-  return { phase: 'spawned', fit: null, fitDecision: null, contextReduced: null, offloaded: null, buffers: {}, nCtx: null, nCtxTrain: null, lines: 0 };
+  return { phase: 'spawned', fit: null, fitDecision: null, contextReduced: null, offloaded: null, buffers: {}, nCtx: null, nCtxTrain: null, slots: null, lines: 0 };
 }
 
 /** How far along the load is, 0–100, from the phase reached. */
@@ -99,6 +101,7 @@ const RULES: ReadonlyArray<{ re: RegExp; apply(r: LoadReport, m: RegExpExecArray
   { re: new RegExp(String.raw`llama_kv_cache:\s+(\S+) KV buffer size =\s*${NUMBER} MiB`), apply: (r, m) => addBuffer(r, m[1], 'kv', Number(m[2])) },
   { re: new RegExp(String.raw`\w+:\s+(\S+) compute buffer size =\s*${NUMBER} MiB`), apply: (r, m) => addBuffer(r, m[1], 'compute', Number(m[2])) },
   { re: /warming up the model/, apply: (r) => advance(r, 'warmup') },
+  { re: /load_model: initializing, n_slots = (\d+)/, apply: (r, m) => (r.slots = Number(m[1])) },
   { re: /llama_server: listening on /, apply: (r) => advance(r, 'listening') },
 ];
 

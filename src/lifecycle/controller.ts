@@ -4,6 +4,7 @@
 // swapping on every request. Loads happen one at a time (two at once would race
 // each other's fit); unloads drain first, so no request in flight is cut.
 import type { InstancePlan } from '../config/instance-plan.ts';
+import type { GpuMonitor } from '../gpu/monitor.ts';
 import type { Log } from '../logging/log.ts';
 import type { Clock, TimerHandle } from '../supervise/clock.ts';
 import type { Instance, InstanceState } from '../supervise/instance.ts';
@@ -276,4 +277,14 @@ function tensorSplitOf(plan: InstancePlan): number[] | null {
   if (raw === undefined) return null;
   const shares = raw.split(/[,/]/).map(Number);
   return shares.every((n) => Number.isFinite(n) && n >= 0) ? shares : null;
+}
+
+/** The memory per device that placement plans with: each GPU's total less a reserve; the host's only where it was set. */
+export async function makeBudgets({ gpus, hostMiB }: { gpus: Pick<GpuMonitor, 'snapshot'>; hostMiB: number | null }): Promise<Map<DeviceKey, number>> {
+  const budgets = new Map<DeviceKey, number>();
+  for (const gpu of (await gpus.snapshot())?.gpus ?? []) {
+    if (gpu.totalMiB !== null) budgets.set(`gpu:${gpu.index}`, gpu.totalMiB - GPU_RESERVE_MIB);
+  }
+  if (hostMiB !== null) budgets.set('host', hostMiB);
+  return budgets;
 }

@@ -157,7 +157,7 @@ export class Instance extends EventEmitter {
   }
 
   /** What the gateway needs on every request, without building a whole status (no GPU lookups). */
-  get summary(): { state: InstanceState; restarts: number; hasRun: boolean; load: { phase: LoadPhase; percent: number } | null; fitReducedCount: number } {
+  get summary(): { state: InstanceState; restarts: number; hasRun: boolean; load: { phase: LoadPhase; percent: number } | null; fitReducedCount: number; slots: number | null; lastExitCode: number | null } {
     const report = this.#m.state === 'starting' ? this.#load?.report : undefined;
     return {
       state: this.#m.state,
@@ -165,6 +165,8 @@ export class Instance extends EventEmitter {
       hasRun: this.#m.lastExit !== null || this.#m.pid !== null,
       load: report ? { phase: report.phase, percent: loadPercent(report) } : null,
       fitReducedCount: this.#fitReducedCount,
+      slots: this.#load?.report.slots ?? null,
+      lastExitCode: this.#m.lastExit?.code ?? null,
     };
   }
 

@@ -53,7 +53,7 @@ describe('makeDaemonGateway', () => {
     const port = gw.address!.port;
     const models = await rawRequest({ port, method: 'GET', path: '/v1/models' });
     expect(models.json().data.map((m: any) => m.id)).toEqual(['tiny-a', 'a']);
-    expect(gw.stats('a')).toEqual({ inflight: 0, requests: 0, held: 0 });
+    expect(gw.stats('a')).toEqual({ inflight: 0, requests: 0, held: 0, queued: 0 });
     expect(addRequestStats([{ name: 'a' }], gw)).toEqual([{ name: 'a', inflight: 0, requests: 0 }]);
     expect(await gw.withDrain(['a'], async () => 'drained')).toBe('drained');
 

@@ -399,7 +399,7 @@ describe('drain', () => {
     const slow = post('/v1/messages', { ...chatBody, slow: true });
     // In flight once the upstream holds it (a fixed sleep lost this race on a loaded machine).
     await waitUntil(() => upstream.seen.length === 1, 'the slow request at the instance');
-    expect(gateway.stats('a')).toEqual({ inflight: 1, requests: 1, held: 0 });
+    expect(gateway.stats('a')).toEqual({ inflight: 1, requests: 1, held: 0, queued: 0 });
     let drained = false;
     const draining = gateway.drain('a', 5000).then((h) => {
       drained = true;
@@ -415,11 +415,11 @@ describe('drain', () => {
     const handle = await draining;
     expect(handle).toMatchObject({ drained: true, inflight: 0 });
     // Drained but not released: the held request still waits at the gate.
-    expect(gateway.stats('a')).toEqual({ inflight: 0, requests: 1, held: 1 });
+    expect(gateway.stats('a')).toEqual({ inflight: 0, requests: 1, held: 1, queued: 0 });
     expect(upstream.seen).toHaveLength(1);
     handle.release();
     expect((await held).status).toBe(200);
-    expect(gateway.stats('a')).toEqual({ inflight: 0, requests: 2, held: 0 });
+    expect(gateway.stats('a')).toEqual({ inflight: 0, requests: 2, held: 0, queued: 0 });
   });
 
   it('withDrain releases even when the restart throws', async () => {

@@ -13,6 +13,10 @@ const view = (patch: Partial<TargetView> = {}): TargetView => ({
   notStartedYet: false,
   restarts: 0,
   load: null,
+  onDemand: false,
+  maxConcurrent: null,
+  maxQueue: 256,
+  lastExitCode: null,
   ...patch,
 });
 const fresh = (): WaitHistory => ({ sawTransition: false, usedStoppedGrace: false });

@@ -12,6 +12,8 @@ Control (talks to the daemon on $SUPERVISOR_SOCKET, default /run/infer-dev/super
   status [NAME...] [--json]      instances: state, pid, uptime, restarts, last exit
   gpus [--json]                  each GPU: used/total and what each instance holds there
   start|stop|restart NAME...|--all
+  load NAME... | unload NAME...|--all
+                                 models on demand: load (making room by memory), unload to idle
   reload                         re-read the config; restart only what changed
   serve [--config FILE]          start the config's instances that are not running
   logs NAME [-n N] [-f]          last N lines of an instance's log; -f follows

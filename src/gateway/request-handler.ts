@@ -68,7 +68,7 @@ export interface GatewayLifecycle {
   wantsLoad(name: string): boolean;
   /** Loads `name` (making room); resolves once its start is under way, or says why it cannot. */
   load(name: string, why: string): Promise<{ ok: true } | { ok: false; reason: string }>;
-  /** A request to `name` is forwarded now / is done. */
+  /** A request for `name` arrived (it waits for the instance, or is forwarded) / is answered. */
   begin(name: string): void;
   end(name: string): void;
 }
@@ -178,6 +178,40 @@ export function makeRequestHandler(deps: HandlerDeps): (req: IncomingMessage, re
       return refuse({ res, flavor, refusal: { status: 404, message }, instance: '', started });
     }
     const name = route.instance;
+    // From here to its answer the request wants this instance: a swap in its exclusive group waits for it (no thrash).
+    deps.lifecycle?.begin(name);
+    try {
+      await serveFrom({ req, res, config, flavor, pathname, started, body, fields, deadline, signal, name });
+    } finally {
+      deps.lifecycle?.end(name);
+    }
+  }
+
+  // Waits for `name` (loading it on demand), takes a slot and forwards; retries while it restarts.
+  async function serveFrom({
+    req,
+    res,
+    flavor,
+    pathname,
+    started,
+    body,
+    fields,
+    deadline,
+    signal,
+    name,
+  }: {
+    req: IncomingMessage;
+    res: ServerResponse;
+    config: ServingConfig;
+    flavor: ErrorFlavor;
+    pathname: string;
+    started: number;
+    body: HeldBody;
+    fields: BodyFields;
+    deadline: number;
+    signal: () => AbortSignal;
+    name: string;
+  }): Promise<void> {
     const history: WaitHistory = { sawTransition: false, usedStoppedGrace: false };
     const lifecycle = deps.lifecycle;
     let refusedAttempts = 0;
@@ -224,12 +258,10 @@ export function makeRequestHandler(deps: HandlerDeps): (req: IncomingMessage, re
           continue;
         }
         const end = inFlight.begin(name);
-        lifecycle?.begin(name);
         let outcome: ForwardOutcome;
         try {
           outcome = await forwardRequest({ req, res, body, target: target!, agent: deps.agent, flavor, oneShot: fields.stream });
         } finally {
-          lifecycle?.end(name);
           release();
         }
         end();

@@ -16,6 +16,8 @@ import { planLoad, type DeviceKey, type PlacementCandidate } from './placement.t
 export const SWAP_HOLD_MS = 3000;
 /** A failed on-demand instance answers with its reason at once; a request after this long tries to load it again. */
 export const FAILED_RETRY_MS = 5000;
+/** How often a swap waiting for quiet looks at the requests the gateway holds. */
+const QUIET_POLL_MS = 50;
 /** Memory a GPU keeps free (llama.cpp's fit leaves 1 GiB too). */
 export const GPU_RESERVE_MIB = 1024;
 
@@ -65,6 +67,10 @@ export class LifecycleController {
   readonly #usage = new Map<string, Usage>();
   /** Loads one at a time. */
   #queue: Promise<unknown> = Promise.resolve();
+  /** The load of each instance queued or under way: a second request for it joins it (and does not queue behind others). */
+  readonly #pending = new Map<string, Promise<LoadAnswer>>();
+  /** Woken at every request end: a swap waiting for its group member to go quiet looks again at once. */
+  readonly #quietWaiters = new Set<() => void>();
   #swaps = 0;
 
   constructor(deps: LifecycleDeps) {
@@ -88,7 +94,10 @@ export class LifecycleController {
 
   /** Loads `name`, making room by placement's rules; resolves once its start is under way (or it failed), or says why not. */
   load(name: string, why: string): Promise<LoadAnswer> {
-    const run = this.#queue.then(() => this.#load(name, why));
+    const pending = this.#pending.get(name);
+    if (pending !== undefined) return pending;
+    const run = this.#queue.then(() => this.#load(name, why)).finally(() => this.#pending.delete(name));
+    this.#pending.set(name, run);
     this.#queue = run.catch(() => undefined);
     return run;
   }
@@ -101,7 +110,7 @@ export class LifecycleController {
     await this.#deps.withDrain([name], () => instance.unload(why));
   }
 
-  /** A request for `name` began (it is forwarded now). */
+  /** A request for `name` arrived: it waits for the instance or is forwarded, until end(). */
   begin(name: string): void {
     const use = this.#use(name);
     use.inflight++;
@@ -115,6 +124,7 @@ export class LifecycleController {
     use.inflight = Math.max(0, use.inflight - 1);
     use.lastUsedAt = this.#deps.clock.now();
     if (use.inflight === 0) this.#armIdleTimer(name);
+    for (const wake of [...this.#quietWaiters]) wake();
   }
 
   /** The instance reached a state: keep track of failures, measured memory and the idle timer. */
@@ -128,6 +138,10 @@ export class LifecycleController {
       if (use.inflight === 0) this.#armIdleTimer(instance.name);
     }
     if (state === 'idle' || state === 'stopped') this.#clearIdleTimer(instance.name);
+    // An idle instance that never ran shows what it would need: estimated now, in the background.
+    if (state === 'idle' && use.measuredMiB === null && instance.plan.lifecycle?.memoryMib == null) {
+      void this.#deps.devicesOf(instance.plan).then((devices) => this.estimate(instance, devices.length));
+    }
   }
 
   /** The lifecycle part of `status`. */
@@ -192,11 +206,20 @@ export class LifecycleController {
     return { ok: true };
   }
 
-  // Waits until none of `names` has a request in flight or waiting, or `ms` passed.
+  // Waits until none of `names` has a request in flight or waiting, or `ms` passed: woken by each request's end,
+  // and every QUIET_POLL_MS for the requests the gateway holds (which end() does not see).
   async #waitUntilQuiet(names: readonly string[], ms: number): Promise<void> {
     const deadline = this.#deps.clock.now() + ms;
     while (this.#deps.clock.now() < deadline && names.some((n) => this.#busy(n))) {
-      await new Promise<void>((resolve) => this.#deps.clock.setTimeout(resolve, 25));
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          this.#quietWaiters.delete(wake);
+          this.#deps.clock.clearTimeout(timer);
+          resolve();
+        };
+        const timer = this.#deps.clock.setTimeout(wake, QUIET_POLL_MS);
+        this.#quietWaiters.add(wake);
+      });
     }
   }
 

@@ -71,15 +71,9 @@ export class LifecycleController {
   readonly #pending = new Map<string, Promise<LoadAnswer>>();
   /** Woken at every request end: a swap waiting for its group member to go quiet looks again at once. */
   readonly #quietWaiters = new Set<() => void>();
-  #swaps = 0;
 
   constructor(deps: LifecycleDeps) {
     this.#deps = deps;
-  }
-
-  /** Loads done that unloaded another member of an exclusive group. */
-  get swaps(): number {
-    return this.#swaps;
   }
 
   /** Should a request for `name` load it first? (idle; or failed on demand long enough ago to try again) */
@@ -195,7 +189,6 @@ export class LifecycleController {
       // No thrash: a member of the group that is busy keeps serving for a while before the swap takes it.
       const grouped = plan.evict.filter((e) => this.#deps.instance(e.name)?.plan.lifecycle?.exclusiveGroup === group && group !== null);
       if (grouped.length > 0) {
-        this.#swaps++;
         await this.#waitUntilQuiet(grouped.map((e) => e.name), SWAP_HOLD_MS);
       }
       this.#deps.log.info({ instance: name, event: 'evict', evict: plan.evict }, `${name}: unloading ${plan.evict.map((e) => `${e.name} (${e.why})`).join(', ')} to make room`);

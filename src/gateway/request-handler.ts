@@ -245,7 +245,7 @@ export function makeRequestHandler(deps: HandlerDeps): (req: IncomingMessage, re
       } else {
         // The gate may have closed while we looked: then wait at it again.
         if (!inFlight.isOpen(name)) continue;
-        const slot = deps.slots.acquire(name, target!.maxConcurrent, target!.maxQueue, signal());
+        const slot = deps.slots.acquire(name, target!.maxConcurrent, target!.maxQueue, signal);
         const release = typeof slot === 'function' ? slot : await slot;
         if (release === 'aborted') return;
         if (release === 'full') {

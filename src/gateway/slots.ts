@@ -17,8 +17,11 @@ interface Entry {
 export class RequestSlots {
   readonly #entries = new Map<string, Entry>();
 
-  /** A slot for a request to `name`: at once, after a wait, or 'full' when the queue is full (or 'aborted'). */
-  acquire(name: string, limit: number | null, maxQueue: number, signal: AbortSignal): SlotRelease | Promise<SlotRelease | 'full' | 'aborted'> {
+  /**
+   * A slot for a request to `name`: at once, after a wait, or 'full' when the queue is full (or 'aborted').
+   * `signal` is asked for only by a request that has to wait (the fast path pays for no abort signal).
+   */
+  acquire(name: string, limit: number | null, maxQueue: number, signal: () => AbortSignal): SlotRelease | Promise<SlotRelease | 'full' | 'aborted'> {
     if (limit === null) return FREE;
     const entry = this.#entry(name);
     if (entry.active < limit && entry.queue.length === 0) {
@@ -26,9 +29,10 @@ export class RequestSlots {
       return this.#releaser(name, entry, limit);
     }
     if (entry.queue.length >= maxQueue) return Promise.resolve('full');
+    const aborts = signal();
     return new Promise((resolve) => {
       const wake = () => {
-        signal.removeEventListener('abort', onAbort);
+        aborts.removeEventListener('abort', onAbort);
         entry.active++;
         resolve(this.#releaser(name, entry, limit));
       };
@@ -38,7 +42,7 @@ export class RequestSlots {
         resolve('aborted');
       };
       entry.queue.push(wake);
-      signal.addEventListener('abort', onAbort, { once: true });
+      aborts.addEventListener('abort', onAbort, { once: true });
     });
   }
 

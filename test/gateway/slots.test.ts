@@ -3,7 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import { RequestSlots, type SlotRelease } from '../../src/gateway/slots.ts';
 
-const never = new AbortController().signal;
+const neverSignal = new AbortController().signal;
+const never = () => neverSignal;
 
 describe('RequestSlots', () => {
   it('lets `limit` through, queues the next in order, and refuses beyond max_queue', async () => {
@@ -30,7 +31,7 @@ describe('RequestSlots', () => {
     const slots = new RequestSlots();
     const held = slots.acquire('a', 1, 5, never) as SlotRelease;
     const controller = new AbortController();
-    const waiting = slots.acquire('a', 1, 5, controller.signal) as Promise<unknown>;
+    const waiting = slots.acquire('a', 1, 5, () => controller.signal) as Promise<unknown>;
     controller.abort();
     expect(await waiting).toBe('aborted');
     expect(slots.waiting('a')).toBe(0);
@@ -43,5 +44,17 @@ describe('RequestSlots', () => {
     for (let i = 0; i < 1000; i++) expect(typeof slots.acquire('a', null, 0, never)).toBe('function');
     expect(typeof slots.acquire('b', 1, 0, never)).toBe('function');
     expect(typeof slots.acquire('c', 1, 0, never)).toBe('function');
+  });
+
+  it('a request that gets a slot at once never asks for an abort signal (the fast path costs none)', () => {
+    const slots = new RequestSlots();
+    let asked = 0;
+    const counted = () => (asked++, neverSignal);
+    const release = slots.acquire('a', 2, 2, counted) as SlotRelease;
+    (slots.acquire('a', 2, 2, counted) as SlotRelease)();
+    expect(asked).toBe(0);
+    slots.acquire('a', 1, 2, counted); // now it must wait
+    expect(asked).toBe(1);
+    release();
   });
 });

@@ -39,8 +39,13 @@ export function decideReadiness({ name, target, remainingMs, history }: { name: 
   const { state } = target;
   if (state === 'ready') return { act: 'forward' };
   const stoppedForGood = state === 'stopped' && !target.notStartedYet && (!history.sawTransition || history.usedStoppedGrace);
+  // Fatal says why. On demand, a later request loads it again (the cause may be gone): worth a retry then.
+  if (state === 'fatal' && target.onDemand) {
+    return { act: 'refuse', refusal: { status: 503, message: `instance "${name}" failed${because(target)}; a request in a few seconds loads it again`, headers: RETRY_LATER } };
+  }
   if (state === 'fatal' || stoppedForGood) {
-    return { act: 'refuse', refusal: { status: 503, message: `instance "${name}" is ${state}; start it with "supervisor start ${name}"`, headers: NO_RETRY } };
+    const why = state === 'fatal' ? because(target) : '';
+    return { act: 'refuse', refusal: { status: 503, message: `instance "${name}" is ${state}${why}; start it with "supervisor start ${name}"`, headers: NO_RETRY } };
   }
   if (state === 'stopped' && !target.notStartedYet) return { act: 'wait', ms: Math.min(STOPPED_GRACE_MS, Math.max(remainingMs, 0)), grace: true };
   // starting, backoff, stopping, or not started yet: hold the request while the time allows.
@@ -51,3 +56,5 @@ export function decideReadiness({ name, target, remainingMs, history }: { name: 
   }
   return { act: 'wait', ms: remainingMs, grace: false };
 }
+
+const because = (target: TargetView): string => (target.reason === '' ? '' : `: ${target.reason}`);

@@ -31,6 +31,8 @@ export interface TargetView {
   maxQueue: number;
   /** The exit code of the last run, for the router's `exit_code` of a failed model. */
   lastExitCode: number | null;
+  /** Why it is in its state (a fatal one: the crash line or config failure); '' when nothing was said. */
+  reason: string;
 }
 
 /** The gateway's view of the supervised instances. */
@@ -87,6 +89,7 @@ export function fromSupervisor(supervisor: SupervisorView): GatewayTargets {
       maxConcurrent: plan.lifecycle?.maxConcurrent ?? status.slots,
       maxQueue: plan.lifecycle?.maxQueue ?? DEFAULT_LIFECYCLE.maxQueue,
       lastExitCode: status.lastExitCode,
+      reason: status.reason,
     };
   };
 

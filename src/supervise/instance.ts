@@ -157,7 +157,7 @@ export class Instance extends EventEmitter {
   }
 
   /** What the gateway needs on every request, without building a whole status (no GPU lookups). */
-  get summary(): { state: InstanceState; restarts: number; hasRun: boolean; load: { phase: LoadPhase; percent: number } | null; fitReducedCount: number; slots: number | null; lastExitCode: number | null } {
+  get summary(): { state: InstanceState; restarts: number; hasRun: boolean; load: { phase: LoadPhase; percent: number } | null; fitReducedCount: number; slots: number | null; lastExitCode: number | null; reason: string } {
     const report = this.#m.state === 'starting' ? this.#load?.report : undefined;
     return {
       state: this.#m.state,
@@ -167,6 +167,7 @@ export class Instance extends EventEmitter {
       fitReducedCount: this.#fitReducedCount,
       slots: this.#load?.report.slots ?? null,
       lastExitCode: this.#m.lastExit?.code ?? null,
+      reason: this.#m.reason,
     };
   }
 

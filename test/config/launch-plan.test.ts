@@ -261,7 +261,7 @@ describe('strict errors name file, line, column, key path and what was expected'
     expect(one('[master]\nenabled = true\n')).toMatchObject({
       path: 'master.enabled',
       line: 2,
-      message: 'unknown key (did you mean "enable"? expected one of: enable, llama_cpp_path)',
+      message: 'unknown key (did you mean "enable"? expected one of: enable, memory_budget_mib, llama_cpp_path)',
     });
     expect(one('[instance.x.control]\nrestarts = "always"\n').path).toBe('instance.x.control.restarts');
   });

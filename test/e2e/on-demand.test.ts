@@ -1,6 +1,6 @@
 // Models on demand end to end (issue 13): the built daemon, real llama-server
 // instances of the generated tiny model on the CPU, requests through the gateway.
-import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI from 'openai';
@@ -147,6 +147,26 @@ describe('models on demand', () => {
     expect(results.map((r) => r.status)).toEqual([200, 200, 200, 200, 200, 200]);
     expect(row(d, 'a')).toMatchObject({ state: 'ready', restarts: 1 });
     expect(row(d, 'a').pid).not.toBe(pid);
+  });
+
+  it('a failed on-demand instance answers at once with the reason; once the cause is gone a later request loads it, no reset', async () => {
+    const [gw, p] = await freePorts(2);
+    const late = join(modelDir, 'late.gguf');
+    const d = await start(header(gw) + `[instance.late.server]\nport = ${p}\nmodel = ${JSON.stringify(late)}\n`);
+    const failed = await chat(gw, 'late');
+    expect(failed.status).toBe(503);
+    expect(failed.json().error.message).toMatch(/^instance "late" failed: .*late\.gguf.*; a request in a few seconds loads it again$/);
+    expect(failed.headers['retry-after']).toBe('5');
+    expect(row(d, 'late').state).toBe('fatal');
+    // Right after, still the same answer at once (no load storm).
+    const t0 = Date.now();
+    expect((await chat(gw, 'late')).status).toBe(503);
+    expect(Date.now() - t0).toBeLessThan(1000);
+    copyFileSync(model, late);
+    await new Promise((r) => setTimeout(r, 5000));
+    const served = await chat(gw, 'late');
+    expect(served.status, served.text).toBe(200);
+    expect(row(d, 'late').state).toBe('ready');
   });
 
   it("llama.cpp router mode's API, with plain HTTP and the official OpenAI client", async () => {

@@ -17,6 +17,7 @@ const view = (patch: Partial<TargetView> = {}): TargetView => ({
   maxConcurrent: null,
   maxQueue: 256,
   lastExitCode: null,
+  reason: '',
   ...patch,
 });
 const fresh = (): WaitHistory => ({ sawTransition: false, usedStoppedGrace: false });
@@ -45,6 +46,16 @@ describe('decideReadiness', () => {
       expect(decide(patch)).toMatchObject({ act: 'refuse', refusal: { status: 503, headers: { 'x-should-retry': 'false' } } });
     }
     expect(decide(undefined)).toMatchObject({ refusal: { message: 'instance "a" is no longer configured' } });
+  });
+
+  it('fatal says why; an on-demand one says a later request loads it again, with retry-after', () => {
+    const reason = 'exited with code 1: error: invalid argument: --bogus';
+    expect(decide({ state: 'fatal', reason })).toMatchObject({ refusal: { message: `instance "a" is fatal: ${reason}; start it with "supervisor start a"`, headers: { 'x-should-retry': 'false' } } });
+    expect(decide({ state: 'fatal', reason, onDemand: true })).toEqual({
+      act: 'refuse',
+      refusal: { status: 503, message: `instance "a" failed: ${reason}; a request in a few seconds loads it again`, headers: { 'retry-after': '5' } },
+    });
+    expect(decide({ state: 'stopped', reason: 'stopped by supervisor stop' })).toMatchObject({ refusal: { message: 'instance "a" is stopped; start it with "supervisor start a"' } });
   });
 
   it('stopped after a transition (a restart passing through) → one short grace, then refused', () => {

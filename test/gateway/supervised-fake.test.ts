@@ -63,7 +63,7 @@ describe('gateway over supervised fake servers', () => {
     expect(Date.now() - t0).toBeLessThan(2000);
     expect(res.status).toBe(503);
     expect(res.headers['x-should-retry']).toBe('false');
-    expect(res.json()).toEqual({ type: 'error', error: { type: 'api_error', message: 'instance "gw-broken" is fatal; start it with "supervisor start gw-broken"', src: 'gateway' } });
+    expect(res.json()).toEqual({ type: 'error', error: { type: 'api_error', message: 'instance "gw-broken" is fatal: exited with code 3; last output: fake-server: exiting immediately with code 3 (restart = "never"); start it with "supervisor start gw-broken"', src: 'gateway' } });
   });
 
   it('/health lists the states and is 503 while one instance is fatal', async () => {

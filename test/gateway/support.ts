@@ -40,7 +40,7 @@ export function makeFakeTargets(initial: Array<Partial<TargetView> & { name: str
 } {
   const views = new Map<string, TargetView>();
   for (const t of initial) {
-    views.set(t.name, { aliases: [], host: '127.0.0.1', apiKey: null, enabled: true, state: 'ready', notStartedYet: false, restarts: 0, load: null, onDemand: false, maxConcurrent: null, maxQueue: 256, lastExitCode: null, ...t });
+    views.set(t.name, { aliases: [], host: '127.0.0.1', apiKey: null, enabled: true, state: 'ready', notStartedYet: false, restarts: 0, load: null, onDemand: false, maxConcurrent: null, maxQueue: 256, lastExitCode: null, reason: '', ...t });
   }
   const waiters = new Map<string, Set<() => void>>();
   const waitCounts = new Map<string, number>();

@@ -15,7 +15,7 @@ class FakeInstance extends EventEmitter {
     return this.plan.name;
   }
   get summary() {
-    return { state: this.state, hasRun: this.lastExit !== null, restarts: 2, load: null, fitReducedCount: 0, slots: null, lastExitCode: null };
+    return { state: this.state, hasRun: this.lastExit !== null, restarts: 2, load: null, fitReducedCount: 0, slots: null, lastExitCode: null, reason: '' };
   }
   move(to: string) {
     const from = this.state;
@@ -65,8 +65,8 @@ describe('fromSupervisor', () => {
     const { supervisor } = fakeSupervisor();
     const targets = fromSupervisor(supervisor);
     expect(targets.list()).toEqual([
-      { name: 'glm', aliases: ['glm4', 'glm-big'], host: '0.0.0.0', port: 8080, apiKey: 'k1', enabled: true, state: 'stopped', notStartedYet: true, restarts: 2, load: null, onDemand: false, maxConcurrent: null, maxQueue: 256, lastExitCode: null },
-      { name: 'off', aliases: ['x'], host: '0.0.0.0', port: 8080, apiKey: null, enabled: false, state: 'stopped', notStartedYet: true, restarts: 2, load: null, onDemand: false, maxConcurrent: null, maxQueue: 256, lastExitCode: null },
+      { name: 'glm', aliases: ['glm4', 'glm-big'], host: '0.0.0.0', port: 8080, apiKey: 'k1', enabled: true, state: 'stopped', notStartedYet: true, restarts: 2, load: null, onDemand: false, maxConcurrent: null, maxQueue: 256, lastExitCode: null, reason: '' },
+      { name: 'off', aliases: ['x'], host: '0.0.0.0', port: 8080, apiKey: null, enabled: false, state: 'stopped', notStartedYet: true, restarts: 2, load: null, onDemand: false, maxConcurrent: null, maxQueue: 256, lastExitCode: null, reason: '' },
     ]);
     expect(targets.get('sshd')).toBeUndefined();
   });

@@ -1,5 +1,6 @@
 // A small argv parser for the CLI: a command, positional words, and flags
 // (`--json`, `-n 20`, `--config=FILE`). Unknown flags are usage errors.
+import { parseConfigKind, type ConfigKind } from '../config/config-kind.ts';
 import { UsageError } from '../errors.ts';
 
 export interface ParsedArgs {
@@ -9,7 +10,7 @@ export interface ParsedArgs {
 }
 
 /** Flags that take a value; every other flag is a switch. */
-const VALUE_FLAGS: Record<string, string> = { '--config': 'config', '-n': 'lines', '--lines': 'lines', '--model': 'model' };
+const VALUE_FLAGS: Record<string, string> = { '--config': 'config', '-n': 'lines', '--lines': 'lines', '--model': 'model', '--engine': 'engine' };
 const SWITCHES: Record<string, string> = {
   '--json': 'json',
   '--all': 'all',
@@ -24,6 +25,15 @@ const SWITCHES: Record<string, string> = {
   '--rollback': 'rollback',
   '--strict': 'strict',
 };
+
+/** `--engine vllm|sglang|llama-cpp`: which runner's TOML a config file is (default llama-cpp). */
+export function readKindFlag(args: ParsedArgs): ConfigKind {
+  const word = args.flags.engine;
+  if (word === undefined) return 'llama-cpp';
+  const kind = typeof word === 'string' ? parseConfigKind(word) : null;
+  if (kind === null) throw new UsageError(`--engine ${String(word)}: expected llama-cpp, vllm or sglang (which runner's TOML the file is)`);
+  return kind;
+}
 
 /** Splits argv into command, positionals and flags. */
 export function parseArgs(argv: readonly string[]): ParsedArgs {

@@ -88,7 +88,7 @@ export function setsLogVerbosity(args: readonly string[]): boolean {
   return args.some((arg) => flags.includes(arg) || flags.some((f) => f.startsWith('--') && arg.startsWith(`${f}=`)));
 }
 
-function findFlagValue(args: readonly string[], flags: readonly string[]): string | null {
+export function findFlagValue(args: readonly string[], flags: readonly string[]): string | null {
   let found: string | null = null;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
@@ -97,6 +97,18 @@ function findFlagValue(args: readonly string[], flags: readonly string[]): strin
       const flag = flags.find((f) => arg.startsWith(`${f}=`));
       if (flag) found = arg.slice(flag.length + 1);
     }
+  }
+  return found;
+}
+
+/** The words after the last `flag` up to the next `-`-word (argparse's nargs="+"), or after `flag=`; empty when absent. */
+export function findFlagValues(args: readonly string[], flag: string): string[] {
+  let found: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === flag) {
+      found = [];
+      while (i + 1 < args.length && !args[i + 1].startsWith('-')) found.push(args[++i]);
+    } else if (args[i].startsWith(`${flag}=`)) found = [args[i].slice(flag.length + 1)];
   }
   return found;
 }

@@ -12,8 +12,8 @@ const EXECUTABLE_FALLBACKS = [
 export interface ExecutableLookup {
   /** Is this a regular file? (the executable fallback) */
   isFile(path: string): boolean;
-  /** Resolve a bare command name on PATH; null when not found. */
-  which(name: string): string | null;
+  /** Resolve a bare command name on PATH (or on `path` when given); null when not found. */
+  which(name: string, path?: string): string | null;
 }
 
 /** `[master] llama_cpp_path`, else the first fallback that is a file, else `llama-server` on PATH. */

@@ -1,5 +1,6 @@
 // The launch plan: what the supervisor runs, derived purely from the config.
 // Everything the engine needs to start, watch and restart one llama-server.
+import type { EngineName } from '../engines/engine.ts';
 import type { GatewayPlan } from './gateway-plan.ts';
 
 export type RestartPolicy = 'always' | 'on-failure' | 'never';
@@ -86,8 +87,8 @@ export interface InstancePlan {
   ctxSize?: number | null;
   /** Why the planner added a variable to `env` (shown by `config print`). */
   envNotes?: Readonly<Record<string, string>>;
-  /** What runs: llama-server (its log is read for the load's progress and fit), or a service such as sshd. Absent: llama-server. */
-  engine?: 'llama-server' | 'service';
+  /** What runs (src/engines/): llama-server (its log is read for the load's progress and fit), vLLM, SGLang, any command, or a service such as sshd. Absent: llama-server. */
+  engine?: EngineName;
   /** Loading on demand; absent: started at boot, never unloaded. */
   lifecycle?: LifecyclePolicy;
   policy: SupervisionPolicy;

@@ -14,12 +14,15 @@ export function makeReport({
   source,
   overrides,
   file,
+  overridesFile = OVERRIDES_ENV,
 }: {
   into: ConfigIssue[];
   source: TomlSource;
   /** The overrides merged over the document; null: none. */
   overrides: ConfigTable | null;
   file: string | null;
+  /** The variable the overrides came from (the config kind's). */
+  overridesFile?: string;
 }): Report {
   const overridden = new Set<string>();
   if (overrides) collectLeafPaths(overrides, [], overridden);
@@ -27,7 +30,7 @@ export function makeReport({
     const dotted = path.join('.');
     for (let n = path.length; n > 0; n--) {
       if (overridden.has(path.slice(0, n).join('.'))) {
-        into.push({ severity, file: OVERRIDES_ENV, path: dotted, message });
+        into.push({ severity, file: overridesFile, path: dotted, message });
         return;
       }
     }

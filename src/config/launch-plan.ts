@@ -20,6 +20,12 @@ import {
   setsLogVerbosity,
 } from './argv.ts';
 import { resolveExecutable, type ExecutableLookup } from './executable.ts';
+import { CONFIG_KINDS, type ConfigKind } from './config-kind.ts';
+import type { EngineLaunch, EngineName } from '../engines/engine.ts';
+import { makeCommandLaunch } from '../engines/command.ts';
+import type { UserLookup } from '../engines/python-runner.ts';
+import { makeSglangLaunch } from '../engines/sglang.ts';
+import { makeVllmLaunch } from '../engines/vllm.ts';
 import { makeGatewayPlan } from './gateway-plan.ts';
 import { checkGpuIds, selectGpus, type KnownGpu } from './gpu-ids.ts';
 import {
@@ -31,8 +37,8 @@ import {
   type LifecyclePolicy,
   type SupervisionPolicy,
 } from './instance-plan.ts';
-import { makeReport } from './issue-location.ts';
-import { mergeOverrides, OVERRIDES_ENV, OverridesSyntaxError, parseOverrides, type ConfigTable, type ConfigValue } from './overrides.ts';
+import { makeReport, type Report } from './issue-location.ts';
+import { mergeOverrides, OverridesSyntaxError, parseOverrides, type ConfigTable, type ConfigValue } from './overrides.ts';
 import { checkPathLimits } from './path-limits.ts';
 import { checkPorts } from './ports.ts';
 import type { ControlTable } from './schema.ts';
@@ -47,6 +53,10 @@ export interface PlanContext extends ExecutableLookup {
   file: string | null;
   /** This machine's GPUs, for the gpu_ids checks; null or absent: not known (no nvidia-smi, or not asked). */
   gpus?: readonly KnownGpu[] | null;
+  /** Which runner's TOML this is (default llama-cpp): its [master] keys, variables and default engine. */
+  kind?: ConfigKind;
+  /** Users for the vLLM/SGLang launch as AUTO_INFER_*_USER; absent: not asked (taken to exist). */
+  users?: UserLookup;
 }
 
 export interface PlanResult {
@@ -69,6 +79,8 @@ export function makeLaunchPlan(text: string, ctx: PlanContext): PlanResult {
     };
   }
   const document = source.document;
+  const kind = ctx.kind ?? 'llama-cpp';
+  const OVERRIDES_ENV = CONFIG_KINDS[kind].overridesEnv;
   let overrides: ConfigTable | null = null;
   const rawOverrides = ctx.env[OVERRIDES_ENV];
   if (rawOverrides !== undefined && rawOverrides.trim() !== '') {
@@ -81,43 +93,50 @@ export function makeLaunchPlan(text: string, ctx: PlanContext): PlanResult {
       return { plan: null, issues };
     }
   }
-  const report = makeReport({ into: issues, source, overrides, file: ctx.file });
+  const report = makeReport({ into: issues, source, overrides, file: ctx.file, overridesFile: OVERRIDES_ENV });
   const failed = () => issues.some((i) => i.severity === 'error');
 
-  validateDocument(document, report);
+  validateDocument(document, report, kind);
   if (failed()) return { plan: null, issues };
 
-  const plan = buildPlan({ document, ctx, source });
+  const plan = buildPlan({ document, ctx, source, kind, report });
   checkPorts(plan, report);
   checkPathLimits(plan, report);
   for (const issue of checkGpuIds(plan.enabled ? plan.instances : [], ctx.gpus ?? null)) report('warning', ['instance', issue.instance, 'control', 'gpu_ids'], issue.message);
-  const gateway = makeGatewayPlan(document.gateway, plan, ctx.env);
-  for (const issue of gateway.issues) report(issue.severity, issue.path, issue.message);
-  if (gateway.plan) plan.gateway = gateway.plan;
+  // The gateway is our own llama.cpp file's; vLLM's and SGLang's files have none.
+  if (kind === 'llama-cpp') {
+    const gateway = makeGatewayPlan(document.gateway, plan, ctx.env);
+    for (const issue of gateway.issues) report(issue.severity, issue.path, issue.message);
+    if (gateway.plan) plan.gateway = gateway.plan;
+  }
   return { plan: failed() ? null : plan, issues };
 }
 
-function buildPlan({ document, ctx, source }: { document: ConfigTable; ctx: PlanContext; source: TomlSource }): LaunchPlan {
+function buildPlan({ document, ctx, source, kind, report }: { document: ConfigTable; ctx: PlanContext; source: TomlSource; kind: ConfigKind; report: Report }): LaunchPlan {
   const master = (document.master ?? {}) as ConfigTable;
   const enabled = master.enable !== false;
   const instances = (document.instance ?? {}) as ConfigTable;
   const globalControl = (instances.control ?? {}) as ConfigTable;
   const globalServer = (instances.server ?? {}) as ConfigTable;
-  const executable = resolveExecutable(master.llama_cpp_path as string | undefined, ctx);
   const names = Object.keys(instances).filter((name) => name !== 'control' && name !== 'server');
   sortByDocumentOrder(names, source);
+  // Looked up once, and only when an instance runs llama-server.
+  let executable: { path: string; libraryDir: string | null } | undefined;
+  const llamaExecutable = () => (executable ??= resolveExecutable(master.llama_cpp_path as string | undefined, ctx));
   return {
     enabled,
     memoryBudgetMib: master.memory_budget_mib === undefined ? null : Number(master.memory_budget_mib),
     instances: names.map((name) => {
       const instance = instances[name] as ConfigTable;
-      return buildInstance({
-        name,
-        control: { ...globalControl, ...((instance.control ?? {}) as ConfigTable) },
-        server: mergeServer(globalServer, (instance.server ?? {}) as ConfigTable),
-        executable,
-        ctx,
-      });
+      const engine = ((instance.engine as EngineName | undefined) ?? CONFIG_KINDS[kind].engine) as Exclude<EngineName, 'service'>;
+      const control = { ...globalControl, ...((instance.control ?? {}) as ConfigTable) } as ControlTable & ConfigTable;
+      const server = engine === 'command' ? {} : mergeServer(globalServer, (instance.server ?? {}) as ConfigTable);
+      const launch =
+        engine === 'llama-server' ? makeLlamaLaunch({ server, control, executable: llamaExecutable(), ctx })
+        : engine === 'command' ? makeCommandLaunch(instance)
+        : (engine === 'vllm' ? makeVllmLaunch : makeSglangLaunch)({ server, master, user: control.user, env: ctx.env, users: ctx.users, isFile: ctx.isFile, which: ctx.which });
+      for (const warning of launch.warnings) report('warning', ['instance', name, ...warning.path], warning.message);
+      return buildInstance({ name, engine, control, launch, ctx });
     }),
   };
 }
@@ -128,63 +147,99 @@ function sortByDocumentOrder(names: string[], source: TomlSource): void {
   names.sort((a, b) => lineOf(a) - lineOf(b));
 }
 
-function buildInstance({
-  name,
-  control,
+// llama-server: upstream's argv, its LD_LIBRARY_PATH rule, and the verbosity that makes its load visible.
+function makeLlamaLaunch({
   server,
+  control,
   executable,
   ctx,
 }: {
-  name: string;
-  control: ConfigTable;
   server: ConfigTable;
+  control: ControlTable & ConfigTable;
   executable: { path: string; libraryDir: string | null };
   ctx: PlanContext;
-}): InstancePlan {
-  const c = control as ControlTable & ConfigTable;
+}): EngineLaunch & { apiKey: string | null; ctxSize: number | null } {
   const args = makeServerArgs(server);
+  const own: Record<string, string> = {};
+  for (const [key, value] of Object.entries(control.env ?? {})) own[key] = formatArg(value as ConfigValue);
+  const env: Record<string, string> = {};
+  const notes: Record<string, string> = {};
+  if (executable.libraryDir !== null) {
+    const previous = own.LD_LIBRARY_PATH ?? ctx.env.LD_LIBRARY_PATH;
+    env.LD_LIBRARY_PATH = previous ? `${executable.libraryDir}:${previous}` : executable.libraryDir;
+  }
+  if (own[LOG_VERBOSITY_ENV] === undefined && ctx.env[LOG_VERBOSITY_ENV] === undefined && !setsLogVerbosity(args)) {
+    env[LOG_VERBOSITY_ENV] = LOAD_LOG_VERBOSITY;
+    notes[LOG_VERBOSITY_ENV] = `added by the supervisor (argv unchanged): at verbosity ${LOAD_LOG_VERBOSITY} llama-server logs its buffers, offload and fit decisions, which status shows; set it or -v yourself to choose`;
+  }
+  const all = { ...own, ...env };
+  const listen = findListenAddress(args);
+  return {
+    executable: executable.path,
+    args,
+    env,
+    envNotes: notes,
+    host: listen.host,
+    port: listen.port,
+    model: findModel(args),
+    aliases: findAliases(args, all),
+    healthPath: null,
+    logPrefix: 'llama-server-',
+    warnings: [],
+    apiKey: findApiKey(args, all),
+    ctxSize: findCtxSize(args, all),
+  };
+}
+
+function buildInstance({
+  name,
+  engine,
+  control: c,
+  launch,
+  ctx,
+}: {
+  name: string;
+  engine: Exclude<EngineName, 'service'>;
+  control: ControlTable & ConfigTable;
+  launch: EngineLaunch & { apiKey?: string | null; ctxSize?: number | null };
+  ctx: PlanContext;
+}): InstancePlan {
   const gpuIds = c.gpu_ids === undefined ? null : String(c.gpu_ids);
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries(c.env ?? {})) env[key] = formatArg(value as ConfigValue);
-  if (executable.libraryDir !== null) {
-    const previous = env.LD_LIBRARY_PATH ?? ctx.env.LD_LIBRARY_PATH;
-    env.LD_LIBRARY_PATH = previous ? `${executable.libraryDir}:${previous}` : executable.libraryDir;
-  }
+  Object.assign(env, launch.env);
   const gpus = selectGpus(gpuIds);
-  const notes: Record<string, string> = {};
+  const notes: Record<string, string> = { ...launch.envNotes };
   if (gpus !== 'all') env.CUDA_VISIBLE_DEVICES = gpus === 'none' ? '' : gpus.join(',');
   if (Array.isArray(gpus) && env.CUDA_DEVICE_ORDER === undefined && ctx.env.CUDA_DEVICE_ORDER === undefined) {
     env.CUDA_DEVICE_ORDER = 'PCI_BUS_ID';
     notes.CUDA_DEVICE_ORDER = 'added by the supervisor: with explicit gpu_ids, index N is the GPU nvidia-smi lists as N';
   }
-  if (env[LOG_VERBOSITY_ENV] === undefined && ctx.env[LOG_VERBOSITY_ENV] === undefined && !setsLogVerbosity(args)) {
-    env[LOG_VERBOSITY_ENV] = LOAD_LOG_VERBOSITY;
-    notes[LOG_VERBOSITY_ENV] = `added by the supervisor (argv unchanged): at verbosity ${LOAD_LOG_VERBOSITY} llama-server logs its buffers, offload and fit decisions, which status shows; set it or -v yourself to choose`;
-  }
   env[INSTANCE_MARKER_ENV] = name;
   const logDir = (c.log_dir as string | undefined) ?? '/tmp';
-  const listen = findListenAddress(args);
+  const policy = makePolicy(c);
+  if (launch.healthPath !== null) policy.healthPath = launch.healthPath;
   return {
     name,
     enabled: c.enabled !== false,
-    executable: executable.path,
-    args,
+    executable: launch.executable,
+    args: launch.args,
     env,
-    logFile: (c.log_file as string | undefined) ?? joinPath(logDir, `llama-server-${name}.log`),
+    logFile: (c.log_file as string | undefined) ?? joinPath(logDir, `${launch.logPrefix}${name}.log`),
     gpuIds,
-    host: listen.host,
-    port: listen.port,
+    host: launch.host,
+    port: launch.port,
     probe: 'http',
     background: c.background !== false,
-    user: (c.user as string | undefined) ?? null,
-    model: findModel(args),
-    aliases: findAliases(args, env),
-    apiKey: findApiKey(args, env),
-    ctxSize: findCtxSize(args, env),
+    user: launch.user !== undefined ? launch.user : ((c.user as string | undefined) ?? null),
+    model: launch.model,
+    aliases: launch.aliases,
+    apiKey: launch.apiKey ?? null,
+    ctxSize: launch.ctxSize ?? null,
     envNotes: notes,
-    engine: 'llama-server',
+    engine,
     lifecycle: makeLifecycle(c),
-    policy: makePolicy(c),
+    policy,
   };
 }
 

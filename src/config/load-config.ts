@@ -1,37 +1,43 @@
 // The effectful edge of config loading: read the file, ask the filesystem and
 // PATH for the executable fallback, and check that model files exist.
-import { accessSync, closeSync, constants, fstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
+import { accessSync, closeSync, constants, fstatSync, openSync, readFileSync, readSync, statSync, type Stats } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { ConfigError, SupervisorError, type ConfigIssue, UsageError } from '../errors.ts';
 import type { LaunchPlan } from './instance-plan.ts';
 import { makeLaunchPlan, type PlanResult } from './launch-plan.ts';
 import type { KnownGpu } from './gpu-ids.ts';
+import { CONFIG_KINDS, type ConfigKind } from './config-kind.ts';
+import type { UserLookup } from '../engines/python-runner.ts';
 
-const CONFIG_ENV = 'AUTO_INFER_LLAMA_CPP_CONFIG';
+const CONFIG_ENV = CONFIG_KINDS['llama-cpp'].configEnv;
 
 /** A config larger than this is refused (real ones are a few KiB); nothing beyond it is read. */
 export const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
 
-/** The config file to use: `--config`, else AUTO_INFER_LLAMA_CPP_CONFIG; null when neither is given. */
-export function getConfigPath(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string | null {
+/** The config file to use: `--config`, else AUTO_INFER_LLAMA_CPP_CONFIG (or the kind's variable); null when neither is given. */
+export function getConfigPath(flag: string | undefined, env: NodeJS.ProcessEnv = process.env, kind: ConfigKind = 'llama-cpp'): string | null {
   if (flag !== undefined && flag !== '') return flag;
-  const fromEnv = env[CONFIG_ENV];
+  const fromEnv = env[CONFIG_KINDS[kind].configEnv];
   return fromEnv !== undefined && fromEnv !== '' ? fromEnv : null;
 }
 
 /** Reads and plans a config file; the result carries every issue, errors and warnings. */
-export function readLaunchPlan(file: string, env: NodeJS.ProcessEnv = process.env, { gpus = null }: { gpus?: readonly KnownGpu[] | null } = {}): PlanResult {
+export function readLaunchPlan(
+  file: string,
+  env: NodeJS.ProcessEnv = process.env,
+  { gpus = null, kind = 'llama-cpp' }: { gpus?: readonly KnownGpu[] | null; kind?: ConfigKind } = {},
+): PlanResult {
   const read = readConfigText(file);
   if (!read.ok) return { plan: null, issues: [{ severity: 'error', file, path: '', message: `cannot read config: ${read.why}` }] };
   const text = read.text;
-  const result = makeLaunchPlan(text, { env, file, isFile, which: (name) => which(name, env.PATH), gpus });
+  const result = makeLaunchPlan(text, { env, file, isFile, which: (name, path) => which(name, path ?? env.PATH), gpus, kind, users: systemUsers });
   if (result.plan) result.issues.push(...checkModelFiles(result.plan, file));
   return result;
 }
 
 /** Like readLaunchPlan, but a config with errors throws a ConfigError (exit 2). */
-export function loadLaunchPlan(file: string, env: NodeJS.ProcessEnv = process.env): { plan: LaunchPlan; warnings: ConfigIssue[] } {
-  const { plan, issues } = readLaunchPlan(file, env);
+export function loadLaunchPlan(file: string, env: NodeJS.ProcessEnv = process.env, kind: ConfigKind = 'llama-cpp'): { plan: LaunchPlan; warnings: ConfigIssue[] } {
+  const { plan, issues } = readLaunchPlan(file, env, { kind });
   if (!plan) throw new ConfigError(issues);
   return { plan, warnings: issues.filter((i) => i.severity === 'warning') };
 }
@@ -147,7 +153,24 @@ export function which(name: string, path: string | undefined): string | null {
   return null;
 }
 
+/** Users from /etc/passwd, read when a vLLM or SGLang instance asks (its launch user). */
+const systemUsers: UserLookup = {
+  home(user) {
+    let text: string;
+    try {
+      text = readFileSync('/etc/passwd', 'utf8');
+    } catch {
+      return null;
+    }
+    const fields = text.split('\n').map((line) => line.split(':')).find((f) => f[0] === user);
+    return fields?.[5] || null;
+  },
+  get isRoot() {
+    return process.getuid?.() === 0;
+  },
+};
+
 /** No config given at all: a usage error naming both ways to give one. */
-export function missingConfigError(): SupervisorError {
-  return new UsageError(`no config file: pass --config FILE or set ${CONFIG_ENV}`);
+export function missingConfigError(kind: ConfigKind = 'llama-cpp'): SupervisorError {
+  return new UsageError(`no config file: pass --config FILE or set ${CONFIG_KINDS[kind].configEnv}`);
 }

@@ -113,10 +113,32 @@ export const serverSchema = z.catchall(
   z.union([serverScalar, z.array(z.union([z.string(), z.number()]))]),
 );
 
-const instanceSchema = z.partial(
+/** The instance-level keys besides control and server: the engine, and a command instance's launch (src/engines/command.ts). */
+const instanceKeys = {
+  engine: z
+    .enum(['llama-server', 'vllm', 'sglang', 'command'])
+    .check(z.describe('What runs: the file\'s own engine (default: llama-server here, vllm/sglang in their runners\' files), or "command" for any HTTP server')),
+  command: z
+    .array(z.string().check(z.minLength(1)))
+    .check(z.minLength(1), z.describe('engine = "command": the program and its arguments, run without a shell')),
+  host: z.string().check(z.minLength(1), z.describe('engine = "command": where it listens (default 127.0.0.1)')),
+  port: z
+    .number()
+    .check(z.int(), z.minimum(1), z.maximum(65535), z.describe('engine = "command": the port it listens on (required)')),
+  health_path: z
+    .string()
+    .check(z.regex(/^\//, { error: 'expected a path starting with "/"' }), z.describe('engine = "command": readiness path answering 200 (default: control.health_path, /health)')),
+  aliases: z.array(z.string().check(z.minLength(1))).check(z.describe('engine = "command": model names the gateway routes to it')),
+};
+
+/** Keys only a command instance has. */
+export const COMMAND_ONLY_KEYS = ['command', 'host', 'port', 'health_path', 'aliases'] as const;
+
+export const instanceSchema = z.partial(
   z.strictObject({
     control: controlSchema,
     server: serverSchema,
+    ...instanceKeys,
   }),
 );
 
@@ -148,6 +170,26 @@ export const documentSchema = z.partial(
         z.describe('Globals ([instance.control], [instance.server]) and one [instance.<name>] table per llama-server'),
       ),
     gateway: gatewaySchema.check(z.describe('Built-in gateway for Claude Code, the Anthropic SDK and OpenAI clients')),
+  }),
+);
+
+/** `[master]` of upstream's vLLM runner (check-and-run-vllm.sh). */
+export const vllmMasterSchema = z.partial(
+  z.strictObject({
+    enable: z.boolean(),
+    pixi_project_dir: z.string().check(z.minLength(1)),
+    pixi_environment: z.string().check(z.minLength(1)),
+    api_server_module: z.string().check(z.minLength(1)),
+  }),
+);
+
+/** `[master]` of upstream's SGLang runner (check-and-run-sglang.sh). */
+export const sglangMasterSchema = z.partial(
+  z.strictObject({
+    enable: z.boolean(),
+    project_dir: z.string().check(z.minLength(1)),
+    python_path: z.string().check(z.minLength(1)),
+    server_module: z.string().check(z.minLength(1)),
   }),
 );
 

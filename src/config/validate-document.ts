@@ -4,13 +4,22 @@
 // planned (gateway-plan.ts).
 import type { Report } from './issue-location.ts';
 import { isTable, type ConfigTable, type ConfigValue } from './overrides.ts';
-import { controlSchema, INSTANCE_NAME, masterSchema, serverSchema } from './schema.ts';
+import * as z from 'zod/mini';
+import { CONFIG_KINDS, type ConfigKind } from './config-kind.ts';
+import { COMMAND_ONLY_KEYS, controlSchema, INSTANCE_NAME, instanceSchema, masterSchema, serverSchema, sglangMasterSchema, vllmMasterSchema } from './schema.ts';
 import { checkTable, describeValue } from './zod-issues.ts';
 
-const ROOT_KEYS = ['master', 'instance', 'gateway'];
+/** Per kind: the root keys (only our own llama.cpp file has a gateway) and the [master] schema. */
+const KIND_SHAPE: Readonly<Record<ConfigKind, { rootKeys: string[]; master: z.ZodMiniObject }>> = {
+  'llama-cpp': { rootKeys: ['master', 'instance', 'gateway'], master: masterSchema },
+  vllm: { rootKeys: ['master', 'instance'], master: vllmMasterSchema },
+  sglang: { rootKeys: ['master', 'instance'], master: sglangMasterSchema },
+};
 
 /** Reports everything wrong with the document's shape and values. */
-export function validateDocument(document: ConfigTable, report: Report): void {
+export function validateDocument(document: ConfigTable, report: Report, kind: ConfigKind = 'llama-cpp'): void {
+  const shape = KIND_SHAPE[kind];
+  const ROOT_KEYS = shape.rootKeys;
   reportNulBytes(document, [], report);
   for (const key of Object.keys(document)) {
     if (!ROOT_KEYS.includes(key)) report('error', [key], `unknown top-level key (expected one of: ${ROOT_KEYS.join(', ')})`);
@@ -18,7 +27,7 @@ export function validateDocument(document: ConfigTable, report: Report): void {
   const master = document.master;
   if (master !== undefined) {
     if (!isTable(master)) report('error', ['master'], `expected a table, got ${describeValue(master)}`);
-    else validateTable(masterSchema, master, ['master'], report);
+    else validateTable(shape.master, master, ['master'], report);
   }
   const instances = document.instance;
   if (instances === undefined) return;
@@ -41,10 +50,10 @@ export function validateDocument(document: ConfigTable, report: Report): void {
     if (!INSTANCE_NAME.test(name)) {
       report('error', path, 'invalid instance name (expected letters, digits, ".", "_" or "-", starting with a letter or digit)');
     }
+    validateInstanceKeys(value, path, report, kind);
     for (const [key, sub] of Object.entries(value)) {
-      if (key !== 'control' && key !== 'server') {
-        report('error', [...path, key], 'unknown key in an instance (expected one of: control, server)');
-      } else if (!isTable(sub)) {
+      if (key !== 'control' && key !== 'server') continue;
+      if (!isTable(sub)) {
         report('error', [...path, key], `expected a table, got ${describeValue(sub)}`);
       } else if (key === 'control') {
         validateTable(controlSchema, sub, [...path, key], report);
@@ -52,6 +61,39 @@ export function validateDocument(document: ConfigTable, report: Report): void {
         validateServer(sub, [...path, key], report);
       }
     }
+  }
+}
+
+// The keys of an instance table besides control and server: its engine, and a command instance's launch.
+function validateInstanceKeys(instance: ConfigTable, path: string[], report: Report, kind: ConfigKind): void {
+  const own = CONFIG_KINDS[kind].engine;
+  const extra: ConfigTable = Object.create(null);
+  for (const [key, value] of Object.entries(instance)) {
+    if (key === 'control' || key === 'server') continue;
+    if (!(key in instanceSchema.shape)) {
+      report('error', [...path, key], `unknown key in an instance (expected one of: control, server, engine; with engine = "command": ${COMMAND_ONLY_KEYS.join(', ')})`);
+      continue;
+    }
+    extra[key] = value;
+  }
+  const checked = checkTable(instanceSchema, extra);
+  if (!checked.ok) {
+    for (const issue of checked.issues) report('error', [...path, ...issue.path], issue.message);
+    return;
+  }
+  const engine = (extra.engine as string | undefined) ?? own;
+  if (engine !== own && engine !== 'command') {
+    report('error', [...path, 'engine'], `this is a ${kind} config: engine may be "${own}" or "command", not "${engine}" (put ${engine} instances in their own file)`);
+    return;
+  }
+  if (engine === 'command') {
+    if (extra.command === undefined) report('error', [...path, 'command'], 'engine = "command" needs command = ["program", "arg", ...]');
+    if (extra.port === undefined) report('error', [...path, 'port'], 'engine = "command" needs the port it listens on (port = 8080), for readiness and the gateway');
+    if (instance.server !== undefined) report('error', [...path, 'server'], 'a command instance has no [server] table: put its arguments in command');
+    return;
+  }
+  for (const key of COMMAND_ONLY_KEYS) {
+    if (key in extra) report('error', [...path, key], `${key} is a key of engine = "command" instances; a ${engine} instance takes its arguments from [instance.<name>.server]`);
   }
 }
 
@@ -107,7 +149,7 @@ function validateServer(table: ConfigTable, path: string[], report: Report): voi
 }
 
 function validateTable(
-  schema: typeof controlSchema | typeof masterSchema | typeof serverSchema,
+  schema: z.ZodMiniObject,
   table: ConfigTable,
   path: string[],
   report: Report,

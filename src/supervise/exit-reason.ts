@@ -1,30 +1,10 @@
 // Why did the child exit? A configuration failure (unknown flag, a model that
-// does not load, a port in use) would fail the same way again, so it is fatal
-// at once with the offending log line as the reason; anything else is a crash
-// that the restart policy handles.
+// does not load, a port in use, too little GPU memory) would fail the same way
+// again, so it is fatal at once with the offending log line as the reason;
+// anything else is a crash that the restart policy handles. Which lines mean
+// that is each engine's own knowledge (src/engines/).
 import { constants } from 'node:os';
 import type { ExitStatus } from '../process/spawn-group.ts';
-
-/**
- * Log lines that mean "this will fail again the same way", as llama-server
- * prints them (measured on llama.cpp 80fb11a, the source node-llama-cpp@3.21.1 ships).
- */
-const CONFIG_FAILURES: readonly RegExp[] = [
-  // `error: invalid argument: --no-such-flag` (the only line printed)
-  /\b(invalid|unknown|unrecognized) (argument|option)\b/i,
-  /\berror while handling argument\b/i,
-  // `gguf_init_from_file: failed to open GGUF file '/x.gguf' (No such file or directory)`
-  /\bgguf_init_from_\w+: (failed|invalid)\b/i,
-  /\bfailed to open gguf\b/i,
-  /\bmodel is corrupted\b/i,
-  /\berror loading model\b/i,
-  /\bfailed to load model\b/i,
-  /\bexiting due to model loading error\b/i,
-  // `start: couldn't bind HTTP server socket, hostname: 127.0.0.1, port: 8080`
-  /\bcouldn'?t bind\b/i,
-  /\baddress already in use\b/i,
-  /\bexiting due to HTTP server error\b/i,
-];
 
 /** Lines of the exited run that are searched (its first error is usually the cause). */
 const SEARCH_LINES = 200;
@@ -48,13 +28,13 @@ export function describeExit({ code, signal }: ExitStatus): string {
  * last `[supervisor]` record (the "started pid" line of the child that exited) are its
  * output; anything before belongs to an earlier run in the same file.
  */
-export function classifyExit(status: ExitStatus, tail: readonly string[]): ExitVerdict {
+export function classifyExit(status: ExitStatus, tail: readonly string[], configFailures: readonly RegExp[]): ExitVerdict {
   let start = tail.length;
   while (start > 0 && !tail[start - 1].startsWith('[supervisor]')) start--;
   const lines = tail.slice(start).slice(-SEARCH_LINES);
   if (status.code !== 0 && status.signal === null) {
     // The first matching line is the cause; later ones are its consequences.
-    const cause = lines.find((line) => CONFIG_FAILURES.some((re) => re.test(line)));
+    const cause = lines.find((line) => configFailures.some((re) => re.test(line)));
     if (cause !== undefined) return { configFailure: true, reason: `${describeExit(status)}: ${cause.trim()}` };
   }
   const last = [...lines].reverse().find((line) => line.trim() !== '');

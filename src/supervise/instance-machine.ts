@@ -10,6 +10,7 @@
 import { BACKOFF_RESET_AFTER_READY_MS, type InstancePlan } from '../config/instance-plan.ts';
 import type { ExitStatus } from '../process/spawn-group.ts';
 import { checkRestartBudget, nextBackoffMs } from './backoff.ts';
+import { engineFacts } from '../engines/registry.ts';
 import { classifyExit, describeExit } from './exit-reason.ts';
 
 /**
@@ -466,7 +467,7 @@ class Step {
     this.cancel('probe', 'kill');
     const { state } = this.m;
     const stopped = TERMINATING.includes(state);
-    const verdict = classifyExit(status, tail);
+    const verdict = classifyExit(status, tail, engineFacts(this.plan.engine).configFailures);
     const reason = stopped ? describeExit(status) : verdict.reason;
     this.m.lastExit = { code: status.code, signal: status.signal, reason };
     this.effects.push({ type: 'record', text: `[supervisor] pid ${pid} ${describeExit(status)}${stopped ? '' : `: ${reason}`}` });

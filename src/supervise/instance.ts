@@ -13,6 +13,7 @@ import { isFitReduced, loadPercent, type LoadPhase, type LoadReport } from '../g
 import type { ExitSnapshot } from '../gpu/release-barrier.ts';
 import type { Clock, TimerHandle } from './clock.ts';
 import { LoadTracker } from './load-tracker.ts';
+import { engineFacts } from '../engines/registry.ts';
 import type { HealthProber } from './health-probe.ts';
 import {
   initialMachine,
@@ -450,7 +451,7 @@ export class Instance extends EventEmitter {
     }
     this.#child = { generation, handle };
     this.#fitSeen = false;
-    this.#load = plan.engine === 'service' ? null : new LoadTracker((report) => this.#onLoad(generation, report));
+    this.#load = !engineFacts(plan.engine).readsLoadLog ? null : new LoadTracker((report) => this.#onLoad(generation, report));
     if (this.#log !== null) this.#pipeOutput(handle, this.#log);
     void handle.exited.then((status) => this.#onExit({ generation, handle, status, at: this.#deps.clock.now() }));
     this.#dispatch({ type: 'spawned', generation, pid: handle.pid });

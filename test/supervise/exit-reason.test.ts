@@ -1,6 +1,9 @@
 // Exit classification against what the real llama-server (llama.cpp 80fb11a) prints.
 import { describe, expect, it } from 'vitest';
 import { classifyExit, describeExit } from '../../src/supervise/exit-reason.ts';
+import { llamaServer } from '../../src/engines/llama-server.ts';
+
+const classify = (status: Parameters<typeof classifyExit>[0], tail: readonly string[]) => classifyExit(status, tail, llamaServer.configFailures);
 
 const started = '[supervisor] started pid 42: llama-server --port 8080';
 const CORS = [
@@ -11,7 +14,7 @@ const code1 = { code: 1, signal: null };
 
 describe('classifyExit', () => {
   it('unknown flag: the single error line is the reason', () => {
-    const v = classifyExit(code1, [started, 'error: invalid argument: --no-such-flag']);
+    const v = classify(code1, [started, 'error: invalid argument: --no-such-flag']);
     expect(v).toEqual({ configFailure: true, reason: 'exited with code 1: error: invalid argument: --no-such-flag' });
   });
 
@@ -26,15 +29,15 @@ describe('classifyExit', () => {
       'I srv    operator(): operator(): cleaning up before exit...',
       'E srv  llama_server: exiting due to model loading error',
     ];
-    expect(classifyExit(code1, missing).reason).toBe(
+    expect(classify(code1, missing).reason).toBe(
       "exited with code 1: E gguf_init_from_file: failed to open GGUF file '/nonexistent.gguf' (No such file or directory)",
     );
     const corrupt = [started, "E gguf_init_from_reader: invalid magic characters: '??v?', expected 'GGUF'", 'E srv  llama_server: exiting due to model loading error'];
-    expect(classifyExit(code1, corrupt)).toMatchObject({ configFailure: true, reason: expect.stringContaining('invalid magic') });
+    expect(classify(code1, corrupt)).toMatchObject({ configFailure: true, reason: expect.stringContaining('invalid magic') });
   });
 
   it('port in use', () => {
-    const v = classifyExit(code1, [
+    const v = classify(code1, [
       started,
       ...CORS,
       'E srv         start: couldn\'t bind HTTP server socket, hostname: 127.0.0.1, port: 18557',
@@ -54,15 +57,15 @@ describe('classifyExit', () => {
       'I srv  llama_server: model loaded',
       'GGML_ASSERT(n_tokens > 0) failed',
     ];
-    expect(classifyExit({ code: null, signal: 'SIGABRT' }, tail)).toEqual({
+    expect(classify({ code: null, signal: 'SIGABRT' }, tail)).toEqual({
       configFailure: false,
       reason: 'killed by SIGABRT (134); last output: GGML_ASSERT(n_tokens > 0) failed',
     });
-    expect(classifyExit(code1, tail).configFailure).toBe(false);
+    expect(classify(code1, tail).configFailure).toBe(false);
   });
 
   it('a signal never counts as a config failure', () => {
-    expect(classifyExit({ code: null, signal: 'SIGKILL' }, [started, 'error: invalid argument: x']).configFailure).toBe(false);
+    expect(classify({ code: null, signal: 'SIGKILL' }, [started, 'error: invalid argument: x']).configFailure).toBe(false);
     expect(describeExit({ code: null, signal: 'SIGKILL' })).toBe('killed by SIGKILL (137)');
   });
 });

@@ -3,7 +3,7 @@ import type { KnownGpu } from '../../config/gpu-ids.ts';
 import type { InstancePlan, LaunchPlan } from '../../config/instance-plan.ts';
 import { getConfigPath, missingConfigError, readLaunchPlan } from '../../config/load-config.ts';
 import { ConfigError, EXIT, formatConfigIssue, UsageError } from '../../errors.ts';
-import type { ParsedArgs } from '../args.ts';
+import { readKindFlag, type ParsedArgs } from '../args.ts';
 import { printJson } from '../request.ts';
 
 export default async function config(args: ParsedArgs): Promise<number> {
@@ -15,11 +15,12 @@ export default async function config(args: ParsedArgs): Promise<number> {
     return EXIT.OK;
   }
   if (action !== 'check' && action !== 'print') throw new UsageError('usage: supervisor config check|print [FILE] | config schema');
-  const path = getConfigPath(file ?? (args.flags.config as string | undefined));
-  if (path === null) throw missingConfigError();
+  const kind = readKindFlag(args);
+  const path = getConfigPath(file ?? (args.flags.config as string | undefined), process.env, kind);
+  if (path === null) throw missingConfigError(kind);
   // check compares gpu_ids with this machine's GPUs (quietly none without nvidia-smi); print has no need to ask.
   const gpus = action === 'check' ? await findMachineGpus() : null;
-  const { plan, issues } = readLaunchPlan(path, process.env, { gpus });
+  const { plan, issues } = readLaunchPlan(path, process.env, { gpus, kind });
   if (action === 'check') {
     if (args.flags.json) printJson({ ok: plan !== null, issues });
     else {
@@ -51,7 +52,9 @@ function describePlan(plan: LaunchPlan): unknown {
     instances: plan.instances.map((i) => ({
       name: i.name,
       enabled: i.enabled,
+      engine: i.engine ?? 'llama-server',
       executable: i.executable,
+      user: i.user,
       args: i.args,
       env: i.env,
       env_notes: i.envNotes ?? {},
@@ -82,7 +85,9 @@ function formatInstance(i: InstancePlan): string {
   const env = Object.entries(i.env).map(([k, v]) => `${k}=${quote(v)}`);
   const command = [...env, i.executable, ...i.args].map((w, n) => (n < env.length ? w : quote(w))).join(' ');
   const notes = Object.entries(i.envNotes ?? {}).map(([name, why]) => `# ${name}: ${why}\n`).join('');
-  return `# ${i.name}${i.enabled ? '' : ' (disabled)'}: port ${i.port}, log ${i.logFile}, restart ${i.policy.restart}\n${notes}${command}\n`;
+  const engine = i.engine !== undefined && i.engine !== 'llama-server' ? `${i.engine}, ` : '';
+  const user = i.user !== null ? `, as ${i.user}` : '';
+  return `# ${i.name}${i.enabled ? '' : ' (disabled)'}: ${engine}port ${i.port}, log ${i.logFile}, restart ${i.policy.restart}${user}\n${notes}${command}\n`;
 }
 
 function formatPlan(plan: LaunchPlan): string {

@@ -30,6 +30,7 @@ Gateway
 Config
   config check [FILE] [--json]   errors and warnings; exit 0 or 2
   config print [FILE] [--json]   the resolved launch plan
+    [--engine vllm|sglang]       the file is upstream's vLLM or SGLang runner config
   config schema                  the JSON Schema of the TOML file
   version
 

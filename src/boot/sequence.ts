@@ -10,7 +10,8 @@ import { readBool, readSeconds, readText } from './env-flags.ts';
 import { DEFAULT_HOOKS_DIR, DEFAULT_STATE_DIR, runStageHooks, type HookKind, type HookStage, type StageHooksOptions, type StageHooksReport } from './hooks.ts';
 import { linkSoftDirs } from './links.ts';
 import { DEFAULT_HOOK_TIMEOUT_S } from './run-hook.ts';
-import { writeLlamaShims } from './shims.ts';
+import { writeEngineShims, writeLlamaShims } from './shims.ts';
+import { CONFIG_KINDS, type ConfigKind } from '../config/config-kind.ts';
 import { getSshPaths, prepareSshd, type SshdPlan, type SshPaths } from './ssh.ts';
 import { BootRecorder, readOnBootError, type BootStep, type FinalStepState, type StepOutcome } from './steps.ts';
 
@@ -39,8 +40,10 @@ export interface BootActions {
   startSshd?(plan: SshdPlan): Promise<void> | void;
   /** Installs the llama.cpp bundle at this path (absent until the installer lands: recorded as "not available"). */
   installBundle?(archivePath: string): Promise<ActionResult>;
-  /** Starts the instances of this config under supervision. */
-  serve?(configPath: string): Promise<ActionResult>;
+  /** Starts the instances of this config (a llama.cpp, vLLM or SGLang runner file) under supervision. */
+  serve?(configPath: string, kind: ConfigKind): Promise<ActionResult>;
+  /** Installs upstream's vLLM or SGLang offline bundle (AUTO_INFER_VLLM_BUNDLE_*, AUTO_INFER_SGLANG_BUNDLE_*). */
+  installEngineBundle?(kind: 'vllm' | 'sglang'): Promise<ActionResult>;
 }
 
 /** runBootSteps' options; everything defaults to production. */
@@ -66,6 +69,8 @@ export interface BootOutcome {
   bundle: { requested: boolean; archivePath: string | null; done: boolean };
   /** AUTO_INFER_LLAMA_CPP_ON_BOOT on and AUTO_INFER_LLAMA_CPP_CONFIG an existing file; `done` when actions.serve ran. */
   serve: { requested: boolean; configPath: string | null; done: boolean };
+  /** The same for AUTO_INFER_VLLM_ON_BOOT / AUTO_INFER_VLLM_CONFIG and AUTO_INFER_SGLANG_ON_BOOT / AUTO_INFER_SGLANG_CONFIG. */
+  engineServe: Record<'vllm' | 'sglang', { requested: boolean; configPath: string | null; done: boolean }>;
   /** SUPERVISOR_ON_BOOT_ERROR=exit and a step failed: end the container (boot stopped at that step). */
   mustExit: boolean;
   failures: BootStep[];
@@ -97,11 +102,16 @@ export async function runBootSteps({
   const bundleFlag = readBool(env, 'AUTO_INFER_LLAMA_CPP_GET_PKG_ON_BOOT', false);
   const serveFlag = readBool(env, 'AUTO_INFER_LLAMA_CPP_ON_BOOT', false);
   const sshdFlag = readBool(env, 'SUPERVISOR_SSHD', true);
+  const engineFlags = {
+    vllm: { serve: readBool(env, 'AUTO_INFER_VLLM_ON_BOOT', false), bundle: readBool(env, 'AUTO_INFER_VLLM_BUNDLE_ON_BOOT', false) },
+    sglang: { serve: readBool(env, 'AUTO_INFER_SGLANG_ON_BOOT', false), bundle: readBool(env, 'AUTO_INFER_SGLANG_BUNDLE_ON_BOOT', false) },
+  };
   const exitOnFailure = policy.value === 'exit';
   const outcome: BootOutcome = {
     sshd: { plan: null, reason: null, started: false },
     bundle: { requested: false, archivePath: null, done: false },
     serve: { requested: false, configPath: null, done: false },
+    engineServe: { vllm: { requested: false, configPath: null, done: false }, sglang: { requested: false, configPath: null, done: false } },
     mustExit: false,
     failures: [],
   };
@@ -122,7 +132,8 @@ export async function runBootSteps({
   const act = (name: string, run: () => Promise<ActionResult>) => runAction({ name, recorder, log, exitOnFailure, run });
 
   // Environment: every value we could not understand, in one row.
-  const warnings = [policy, chmodVolumes, hookTimeout, bundleFlag, serveFlag, sshdFlag].flatMap((v) => v.warning ?? []);
+  const engineFlagValues = Object.values(engineFlags).flatMap((f) => [f.bundle, f.serve]);
+  const warnings = [policy, chmodVolumes, hookTimeout, bundleFlag, serveFlag, sshdFlag, ...engineFlagValues].flatMap((v) => v.warning ?? []);
   for (const warning of warnings) log.warn({ event: 'boot-env-warning' }, warning);
   if (warnings.length > 0) record({ name: 'environment', state: 'warning', message: warnings.join('\n') });
 
@@ -191,15 +202,36 @@ export async function runBootSteps({
 
   record(await writeLlamaShims({ softRoot: roots.soft, command: shimCommand, log }));
   if (stop()) return finishWithSshd();
+  for (const step of await writeEngineShims({ softRoot: roots.soft, command: shimCommand, log })) record(step);
+  if (stop()) return finishWithSshd();
 
-  // Auto-serve.
+  // Auto-serve, in upstream's order: llama.cpp, then vLLM's bundle and serve, then SGLang's.
   const configPath = readText(env, 'AUTO_INFER_LLAMA_CPP_CONFIG');
-  const serveProblem = await findServeProblem({ on: serveFlag.value, configPath });
+  const serveProblem = await findServeProblem({ on: serveFlag.value, configPath, kind: 'llama-cpp' });
   outcome.serve = { requested: serveProblem === null, configPath, done: false };
   if (serveProblem !== null) record(serveProblem);
   else if (actions.serve) {
-    await act('serve', () => actions.serve!(configPath as string));
+    await act('serve', () => actions.serve!(configPath as string, 'llama-cpp'));
     outcome.serve.done = true;
+  }
+  for (const kind of ['vllm', 'sglang'] as const) {
+    if (stop()) return finishWithSshd();
+    // Most containers serve no vLLM or SGLang: their rows appear only once a switch of theirs is on.
+    if (!engineFlags[kind].bundle.value && !engineFlags[kind].serve.value) continue;
+    const facts = CONFIG_KINDS[kind];
+    const bundleEnv = `AUTO_INFER_${kind.toUpperCase()}_BUNDLE_ON_BOOT`;
+    if (!engineFlags[kind].bundle.value) record({ name: `bundle ${kind}`, state: 'skipped', message: `${bundleEnv} is off` });
+    else if (!actions.installEngineBundle) record({ name: `bundle ${kind}`, state: 'warning', message: 'not available (this build has no engine bundle installer)' });
+    else await act(`bundle ${kind}`, () => actions.installEngineBundle!(kind));
+    if (stop()) return finishWithSshd();
+    const file = readText(env, facts.configEnv);
+    const problem = await findServeProblem({ on: engineFlags[kind].serve.value, configPath: file, kind });
+    outcome.engineServe[kind] = { requested: problem === null, configPath: file, done: false };
+    if (problem !== null) record(problem);
+    else if (actions.serve) {
+      await act(`serve ${kind}`, () => actions.serve!(file as string, kind));
+      outcome.engineServe[kind].done = true;
+    }
   }
   return finishWithSshd();
 }
@@ -261,16 +293,18 @@ async function runAction({ name, recorder, log, exitOnFailure, run }: { name: st
   return result.state;
 }
 
-// Why auto-serve is not requested, as a row; null when it is.
-async function findServeProblem({ on, configPath }: { on: boolean; configPath: string | null }): Promise<StepOutcome | null> {
-  if (!on) return { name: 'serve', state: 'skipped', message: 'AUTO_INFER_LLAMA_CPP_ON_BOOT is off' };
-  if (configPath === null) return { name: 'serve', state: 'warning', message: 'AUTO_INFER_LLAMA_CPP_ON_BOOT is on but AUTO_INFER_LLAMA_CPP_CONFIG is not set' };
+// Why auto-serve of one kind is not requested, as a row; null when it is.
+async function findServeProblem({ on, configPath, kind }: { on: boolean; configPath: string | null; kind: ConfigKind }): Promise<StepOutcome | null> {
+  const { onBootEnv, configEnv } = CONFIG_KINDS[kind];
+  const name = kind === 'llama-cpp' ? 'serve' : `serve ${kind}`;
+  if (!on) return { name, state: 'skipped', message: `${onBootEnv} is off` };
+  if (configPath === null) return { name, state: 'warning', message: `${onBootEnv} is on but ${configEnv} is not set` };
   try {
     if ((await stat(configPath)).isFile()) return null;
-    return { name: 'serve', state: 'warning', message: `AUTO_INFER_LLAMA_CPP_CONFIG=${configPath} is not a file; nothing served` };
+    return { name, state: 'warning', message: `${configEnv}=${configPath} is not a file; nothing served` };
   } catch (err) {
     if (errnoOf(err) !== 'ENOENT' && errnoOf(err) !== 'ENOTDIR') throw err;
-    return { name: 'serve', state: 'warning', message: `config file not found at ${configPath}; nothing served` };
+    return { name, state: 'warning', message: `config file not found at ${configPath}; nothing served` };
   }
 }
 

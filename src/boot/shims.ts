@@ -1,6 +1,8 @@
 // Helper shims that keep upstream's documented commands working:
 // /soft/app/llama-cpp/{check-and-run-llama-cpp.sh,get-llama-cpp-pkg.sh,install-llama-cpp-pkg.sh}
-// are small sh scripts that exec `supervisor serve` / `supervisor install-pkg`.
+// are small sh scripts that exec `supervisor serve` / `supervisor install-pkg`;
+// /soft/app/vllm/{check-and-run-vllm.sh,install-vllm-offline.sh} and the SGLang
+// pair exec `supervisor serve --engine …` / `supervisor install-engine …`.
 // Like upstream's entry (mkdir -p, then the links), they are made even before any
 // bundle is installed: get-llama-cpp-pkg.sh is how one installs the first bundle.
 // A file we did not write is never replaced; ours carry SHIM_MARKER.
@@ -20,6 +22,18 @@ export const LLAMA_SHIMS: Readonly<Record<string, { subcommand: string; note: st
   'install-llama-cpp-pkg.sh': { subcommand: 'install-pkg', note: "upstream's bundle installer: installs AUTO_INFER_LLAMA_CPP_PKG_PATH" },
 });
 
+/** Upstream's vLLM and SGLang helpers, per directory under /soft/app: their runner serves through the daemon, their installer installs the offline bundle. */
+export const ENGINE_SHIMS: Readonly<Record<'vllm' | 'sglang', Readonly<Record<string, { subcommand: string; note: string }>>>> = Object.freeze({
+  vllm: {
+    'check-and-run-vllm.sh': { subcommand: 'serve --engine vllm', note: "upstream's vLLM runner: starts the instances of AUTO_INFER_VLLM_CONFIG" },
+    'install-vllm-offline.sh': { subcommand: 'install-engine vllm', note: "upstream's vLLM offline installer: installs AUTO_INFER_VLLM_BUNDLE_PATH" },
+  },
+  sglang: {
+    'check-and-run-sglang.sh': { subcommand: 'serve --engine sglang', note: "upstream's SGLang runner: starts the instances of AUTO_INFER_SGLANG_CONFIG" },
+    'install-sglang-offline.sh': { subcommand: 'install-engine sglang', note: "upstream's SGLang offline installer: installs AUTO_INFER_SGLANG_BUNDLE_PATH" },
+  },
+});
+
 /** Where the shims go and how they call the supervisor. */
 export interface ShimOptions {
   /** Default `/soft`; the shims go to `<softRoot>/app/llama-cpp` unless `dir` is given. */
@@ -33,24 +47,40 @@ export interface ShimOptions {
 
 /** The text of one shim. */
 export function makeShimScript({ command = ['supervisor'], subcommand, note }: { command?: readonly string[]; subcommand: string; note: string }): string {
-  const words = [...command, subcommand].map(quoteShell).join(' ');
+  const words = [...command, ...subcommand.split(' ')].map(quoteShell).join(' ');
   return `#!/bin/sh\n${SHIM_MARKER}: rewritten at every boot; put your own file here to stop that.\n# Replaces ${note}.\nexec ${words} "$@"\n`;
 }
 
 /** Writes (or refreshes) the three llama.cpp shims; one step outcome for all of them. */
-export async function writeLlamaShims({ softRoot = '/soft', dir, command = ['supervisor'], log = silentLog }: ShimOptions = {}): Promise<StepOutcome> {
+export function writeLlamaShims(options: ShimOptions = {}): Promise<StepOutcome> {
+  return writeShims({ ...options, dir: options.dir ?? join(options.softRoot ?? '/soft', 'app', 'llama-cpp'), inSoft: options.dir === undefined }, LLAMA_SHIMS);
+}
+
+/** Writes (or refreshes) /soft/app/vllm and /soft/app/sglang's shims; one step outcome per directory. */
+export async function writeEngineShims(options: Omit<ShimOptions, 'dir'> = {}): Promise<StepOutcome[]> {
+  const soft = options.softRoot ?? '/soft';
+  return [
+    await writeShims({ ...options, dir: join(soft, 'app', 'vllm'), inSoft: true }, ENGINE_SHIMS.vllm),
+    await writeShims({ ...options, dir: join(soft, 'app', 'sglang'), inSoft: true }, ENGINE_SHIMS.sglang),
+  ];
+}
+
+async function writeShims(
+  { softRoot = '/soft', dir, inSoft, command = ['supervisor'], log = silentLog }: ShimOptions & { dir: string; inSoft: boolean },
+  shims: Readonly<Record<string, { subcommand: string; note: string }>>,
+): Promise<StepOutcome> {
   const startedAt = Date.now();
-  const target = dir ?? join(softRoot, 'app', 'llama-cpp');
+  const target = dir;
   const done = (state: StepOutcome['state'], message: string): StepOutcome => {
     log[state === 'failed' ? 'error' : state === 'warning' ? 'warn' : 'info']({ event: 'boot-shims', dir: target, state }, `shims ${target}: ${message}`);
     return { name: `shims ${target}`, state, message, startedAt, durationMs: Date.now() - startedAt };
   };
   try {
-    const problem = await prepareShimDir({ dir: target, parent: dir === undefined ? join(softRoot, 'app') : null });
+    const problem = await prepareShimDir({ dir: target, parent: inSoft ? join(softRoot, 'app') : null });
     if (problem !== null) return done('warning', `${problem}; shims not written`);
     const notes: string[] = [];
     let written = 0;
-    for (const [name, spec] of Object.entries(LLAMA_SHIMS)) {
+    for (const [name, spec] of Object.entries(shims)) {
       const path = join(target, name);
       const text = makeShimScript({ command, ...spec });
       const verdict = await checkShimPath({ path, text });

@@ -1,6 +1,7 @@
 // What each control command does in the daemon. The CLI sends one request;
 // the daemon answers from the supervisor. One handler per command, beside
 // the table that names them.
+import { parseConfigKind, type ConfigKind } from '../config/config-kind.ts';
 import { SupervisorError, UsageError } from '../errors.ts';
 import { followLog, readLastLines } from '../supervise/log-reader.ts';
 import { addRequestStats, type DaemonGateway } from '../gateway/daemon-gateway.ts';
@@ -20,7 +21,7 @@ export interface DaemonControl {
   /** Re-reads the config and applies it; throws ConfigError with nothing touched. */
   reload(): Promise<unknown>;
   /** Starts the config's instances that are not running; `config` names the file to use from now on. */
-  serve(config?: string): Promise<unknown>;
+  serve(config?: string, kind?: ConfigKind): Promise<unknown>;
   version: string;
   bootSteps?: BootStepsView;
   /** Drains instances around restarts and counts their requests. */
@@ -112,7 +113,11 @@ export function makeControlHandler(daemon: DaemonControl): ControlHandler {
       return supervisor.status(chosen.map((i) => i.name));
     },
     reload: () => daemon.reload(),
-    serve: (args) => daemon.serve(typeof args.config === 'string' ? args.config : undefined),
+    serve: (args) => {
+      const kind = typeof args.engine === 'string' ? parseConfigKind(args.engine) : 'llama-cpp';
+      if (kind === null) throw new UsageError(`unknown engine ${JSON.stringify(args.engine)} (expected llama-cpp, vllm or sglang)`);
+      return daemon.serve(typeof args.config === 'string' ? args.config : undefined, kind);
+    },
     'boot-steps': () => daemon.bootSteps?.rows() ?? [],
     logs: async (args, signal) => {
       const [instance] = supervisor.select([String(args.name ?? '')], false);

@@ -4,6 +4,8 @@
 // build on startDaemon; they differ only in signals and the main process.
 import type { Logger } from 'pino';
 import type { InstancePlan, LaunchPlan } from '../config/instance-plan.ts';
+import { combinePlans, type PlanPart } from '../config/combine-plans.ts';
+import type { ConfigKind } from '../config/config-kind.ts';
 import { getConfigPath, loadLaunchPlan, missingConfigError } from '../config/load-config.ts';
 import { makeControlHandler, type BootStepsView } from '../control/handlers.ts';
 import { startControlServer, type ControlServer } from '../control/server.ts';
@@ -19,8 +21,10 @@ import { realClock } from '../supervise/clock.ts';
 import { Supervisor, type ReloadSummary } from '../supervise/supervisor.ts';
 
 export interface DaemonOptions {
-  /** The config file; null: none yet (boot without auto-serve; `supervisor serve` names it later). */
+  /** The llama.cpp config file; null: none yet (boot without auto-serve; `supervisor serve` names it later). */
   configPath: string | null;
+  /** Upstream's vLLM and SGLang runner files supervised beside it (`run` takes AUTO_INFER_VLLM_CONFIG / AUTO_INFER_SGLANG_CONFIG). */
+  engineConfigs?: Partial<Record<Exclude<ConfigKind, 'llama-cpp'>, string>>;
   socketPath: string;
   version: string;
   env?: NodeJS.ProcessEnv;
@@ -45,8 +49,8 @@ export interface Daemon {
   log: Logger;
   /** Re-reads the config; a config with errors is rejected and nothing running is touched. */
   reload(): Promise<ReloadSummary>;
-  /** Starts the config's instances that are not running (idempotent); `configPath` replaces the current one. */
-  serve(configPath?: string): Promise<ReloadSummary>;
+  /** Starts the config's instances that are not running (idempotent); `configPath` replaces the current file of that kind (default llama-cpp). */
+  serve(configPath?: string, kind?: ConfigKind): Promise<ReloadSummary>;
   /** Stops every instance (within budgetMs when given) and closes the socket. Safe to call twice. */
   shutdown(reason: string, options?: { budgetMs?: number }): Promise<void>;
   /** Resolves when the daemon has shut down. */
@@ -58,13 +62,27 @@ const EMPTY_PLAN: LaunchPlan = { enabled: true, instances: [] };
 /** Starts the daemon; resolves once the socket listens and the instances are being started. */
 export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const { socketPath, version, env = process.env, serveOnStart = true, systemPlans = [], bootSteps, stopOrphans: sweep = true } = options;
-  let configPath = options.configPath;
+  // The config files by kind, in the order their instances are started: llama.cpp, vLLM, SGLang.
+  const sources = new Map<ConfigKind, string>();
+  if (options.configPath !== null) sources.set('llama-cpp', options.configPath);
+  for (const kind of ['vllm', 'sglang'] as const) {
+    const file = options.engineConfigs?.[kind];
+    if (file !== undefined) sources.set(kind, file);
+  }
   const log = options.log ?? (await createLogger({ env }));
   const read = (): LaunchPlan => {
-    if (configPath === null) return EMPTY_PLAN;
-    const loaded = loadLaunchPlan(configPath, env);
-    for (const warning of loaded.warnings) log.warn({ event: 'config-warning', ...warning }, formatConfigIssue(warning));
-    return loaded.plan;
+    if (sources.size === 0) return EMPTY_PLAN;
+    const parts: PlanPart[] = [];
+    for (const kind of ['llama-cpp', 'vllm', 'sglang'] as const) {
+      const file = sources.get(kind);
+      if (file === undefined) continue;
+      const loaded = loadLaunchPlan(file, env, kind);
+      for (const warning of loaded.warnings) log.warn({ event: 'config-warning', ...warning }, formatConfigIssue(warning));
+      parts.push({ kind, file, plan: loaded.plan });
+    }
+    const combined = combinePlans(parts);
+    if (combined.plan === null) throw new ConfigError(combined.issues);
+    return combined.plan;
   };
   const readOrLog = (): LaunchPlan => {
     try {
@@ -75,7 +93,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     }
   };
   const initial = serveOnStart ? read() : EMPTY_PLAN;
-  if (configPath === null) log.warn({ event: 'no-config' }, 'no config file given: no instance is supervised yet');
+  if (sources.size === 0) log.warn({ event: 'no-config' }, 'no config file given: no instance is supervised yet');
   // The GPUs are asked for once now, in the background (a CPU machine answers "none" at once and never again).
   const gpus = new GpuMonitor();
   void gpus.snapshot();
@@ -131,10 +149,20 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       await applyGateway(next);
       return summary;
     },
-    async serve(path) {
-      configPath = path ?? configPath ?? getConfigPath(undefined, env);
-      if (configPath === null) throw missingConfigError();
-      const next = readOrLog();
+    async serve(path, kind = 'llama-cpp') {
+      const file = path ?? sources.get(kind) ?? getConfigPath(undefined, env, kind);
+      if (file === null) throw missingConfigError(kind);
+      const previous = sources.get(kind);
+      sources.set(kind, file);
+      let next: LaunchPlan;
+      try {
+        next = readOrLog();
+      } catch (err) {
+        // A rejected file is not kept: the next reload reads what was running.
+        if (previous === undefined) sources.delete(kind);
+        else sources.set(kind, previous);
+        throw err;
+      }
       const summary = await supervisor.serve(next);
       await applyGateway(next);
       return summary;
@@ -156,7 +184,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     handle: makeControlHandler({ supervisor, reload: daemon.reload, serve: daemon.serve, version, bootSteps, gateway, gpus, lifecycle }),
     log,
   });
-  log.info({ event: 'listening', socket: socketPath, config: configPath, version, daemon_pid: process.pid }, `supervisor ${version} listening on ${socketPath}`);
+  log.info({ event: 'listening', socket: socketPath, config: sources.get('llama-cpp') ?? null, configs: Object.fromEntries(sources), version, daemon_pid: process.pid }, `supervisor ${version} listening on ${socketPath}`);
   // After the socket: a second daemon on the same socket has been refused by now, so what we find is truly orphaned.
   if (sweep) await stopOrphans({ log });
   await applyGateway(initial);

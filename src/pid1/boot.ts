@@ -5,6 +5,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { runBootSteps, type ActionResult } from '../boot/sequence.ts';
 import { BootRecorder } from '../boot/steps.ts';
+import type { ConfigKind } from '../config/config-kind.ts';
 import { getSocketPath } from '../control/socket-path.ts';
 import { startDaemon, type Daemon } from '../daemon/daemon.ts';
 import { EXIT } from '../errors.ts';
@@ -70,7 +71,7 @@ export async function runBoot({ command, version, env = process.env, shimCommand
         daemon.supervisor.addSystemInstance(plan).catch((err: Error) => log.error({ event: 'sshd' }, err.message));
       },
       installBundle: (archive) => (stopping.started ? Promise.resolve(skipped) : installBundle({ archive, env, log })),
-      serve: (configPath) => (stopping.started ? Promise.resolve(skipped) : serveConfig({ daemon, configPath })),
+      serve: (configPath, kind) => (stopping.started ? Promise.resolve(skipped) : serveConfig({ daemon, configPath, kind })),
     },
   });
   const outcome = await Promise.race([steps, stopRequested.then(() => null)]);
@@ -151,9 +152,9 @@ async function installBundle({ archive, env, log }: { archive: string; env: Node
   }
 }
 
-async function serveConfig({ daemon, configPath }: { daemon: Daemon; configPath: string }): Promise<ActionResult> {
+async function serveConfig({ daemon, configPath, kind }: { daemon: Daemon; configPath: string; kind: ConfigKind }): Promise<ActionResult> {
   try {
-    const summary = await daemon.serve(configPath);
+    const summary = await daemon.serve(configPath, kind);
     return { state: 'ok', message: `started: ${summary.started.join(', ') || 'none'}` };
   } catch (err) {
     return { state: 'failed', message: (err as Error).message };

@@ -60,6 +60,8 @@ describe('runBootSteps', () => {
       'hook stage-2/on-every-run.d/d: ok',
       'bundle: skipped',
       `shims ${join(root, 'soft', 'app', 'llama-cpp')}: ok`,
+      `shims ${join(root, 'soft', 'app', 'vllm')}: ok`,
+      `shims ${join(root, 'soft', 'app', 'sglang')}: ok`,
       'serve: skipped',
     ]);
     expect(names.indexOf('sshd: skipped')).toBeGreaterThan(names.indexOf('hook stage-2/on-every-run.d/d: ok'));
@@ -68,6 +70,7 @@ describe('runBootSteps', () => {
       sshd: { plan: null, reason: 'SUPERVISOR_SSHD is off', started: false },
       bundle: { requested: false, archivePath: null, done: false },
       serve: { requested: false, configPath: null, done: false },
+      engineServe: { vllm: { requested: false, configPath: null, done: false }, sglang: { requested: false, configPath: null, done: false } },
       mustExit: false,
       failures: [],
     });
@@ -200,6 +203,28 @@ describe('runBootSteps env toggles', () => {
     });
     expect(served).toEqual([config]);
     expect(withAction.rows.at(-1)).toMatchObject({ name: 'serve', state: 'ok', message: '2 instances starting' });
+  });
+
+  it('serves upstream vLLM and SGLang files when their ON_BOOT switch is on, after llama.cpp, each bundle step first', async () => {
+    const vllm = join(root, 'vllm.toml');
+    const sglang = join(root, 'sglang.toml');
+    await writeFile(vllm, '[master]\n');
+    await writeFile(sglang, '[master]\n');
+    const calls: string[] = [];
+    const env = { ...baseEnv(), AUTO_INFER_VLLM_ON_BOOT: '1', AUTO_INFER_VLLM_CONFIG: vllm, AUTO_INFER_VLLM_BUNDLE_ON_BOOT: 'true', AUTO_INFER_SGLANG_ON_BOOT: 'true', AUTO_INFER_SGLANG_CONFIG: sglang };
+    const { rows, outcome } = await boot({
+      env,
+      actions: {
+        serve: async (path, kind) => (calls.push(`serve ${kind} ${path}`), { state: 'ok', message: 'started' }),
+        installEngineBundle: async (kind) => (calls.push(`bundle ${kind}`), { state: 'ok', message: 'installed' }),
+      },
+    });
+    expect(calls).toEqual(['bundle vllm', `serve vllm ${vllm}`, `serve sglang ${sglang}`]);
+    expect(rows.map((r) => `${r.name}: ${r.state}`).slice(-5)).toEqual(['serve: skipped', 'bundle vllm: ok', 'serve vllm: ok', 'bundle sglang: skipped', 'serve sglang: ok']);
+    expect(outcome.engineServe.vllm).toEqual({ requested: true, configPath: vllm, done: true });
+    const unset = await boot({ env: { ...baseEnv(), AUTO_INFER_SGLANG_ON_BOOT: '1' } });
+    expect(unset.rows.find((r) => r.name === 'serve sglang')).toMatchObject({ state: 'warning', message: 'AUTO_INFER_SGLANG_ON_BOOT is on but AUTO_INFER_SGLANG_CONFIG is not set' });
+    expect(unset.rows.some((r) => r.name.includes('vllm') && !r.name.startsWith('shims'))).toBe(false);
   });
 
   it('prepares sshd with its own host keys once, starts it through the action, and keeps the keys on the next boot', async () => {

@@ -3,7 +3,7 @@ import { lstat, mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { LLAMA_SHIMS, makeShimScript, SHIM_MARKER, writeLlamaShims } from '../../src/boot/shims.ts';
+import { ENGINE_SHIMS, LLAMA_SHIMS, makeShimScript, SHIM_MARKER, writeEngineShims, writeLlamaShims } from '../../src/boot/shims.ts';
 import { makeTempRoot, removeTempRoot, writeScript } from './boot-fixtures.ts';
 
 const run = promisify(execFile);
@@ -81,5 +81,30 @@ describe('writeLlamaShims', () => {
     await mkdir(staging);
     expect(await writeLlamaShims({ dir: staging, softRoot: join(root, 'no-soft') })).toMatchObject({ state: 'ok', name: `shims ${staging}` });
     expect((await readdir(staging)).length).toBe(3);
+  });
+});
+
+describe('writeEngineShims', () => {
+  it("writes /soft/app/vllm and /soft/app/sglang's runner and installer shims; they call serve --engine / install-engine", async () => {
+    const bin = join(root, 'bin');
+    await writeScript(join(bin, 'supervisor'), `#!/bin/sh\necho "supervisor $*"\n`);
+    const outcomes = await writeEngineShims({ softRoot: soft });
+    expect(outcomes.map((o) => [o.name, o.state, o.message])).toEqual([
+      [`shims ${join(soft, 'app', 'vllm')}`, 'ok', '2 shim(s) written'],
+      [`shims ${join(soft, 'app', 'sglang')}`, 'ok', '2 shim(s) written'],
+    ]);
+    expect((await readdir(join(soft, 'app', 'vllm'))).sort()).toEqual(Object.keys(ENGINE_SHIMS.vllm).sort());
+    const env = { ...process.env, PATH: `${bin}:${process.env.PATH}` };
+    for (const [path, expected] of [
+      ['vllm/check-and-run-vllm.sh', 'supervisor serve --engine vllm --json'],
+      ['vllm/install-vllm-offline.sh', 'supervisor install-engine vllm --json'],
+      ['sglang/check-and-run-sglang.sh', 'supervisor serve --engine sglang --json'],
+      ['sglang/install-sglang-offline.sh', 'supervisor install-engine sglang --json'],
+    ]) {
+      const { stdout } = await run(join(soft, 'app', path), ['--json'], { env });
+      expect(stdout.trim()).toBe(expected);
+    }
+    const again = await writeEngineShims({ softRoot: soft });
+    expect(again.map((o) => o.message)).toEqual(['shims up to date', 'shims up to date']);
   });
 });

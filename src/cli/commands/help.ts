@@ -16,6 +16,8 @@ Control (talks to the daemon on $SUPERVISOR_SOCKET, default /run/infer-dev/super
                                  models on demand: load (making room by memory), unload to idle
   reload                         re-read the config; restart only what changed
   serve [--config FILE]          start the config's instances that are not running
+    [--engine vllm|sglang]       ... of upstream's vLLM/SGLang runner file
+                                 (default AUTO_INFER_VLLM_CONFIG / _SGLANG_CONFIG)
   logs NAME [-n N] [-f]          last N lines of an instance's log; -f follows
   health [--strict] [--json]     for HEALTHCHECK: exit 0 healthy (ready, loading or stopped
                                  on purpose), 1 fatal/backoff/failing or no daemon;

@@ -9,5 +9,9 @@ import { VERSION } from '../version.ts';
 export default async function run(args: ParsedArgs): Promise<number> {
   if (args.positionals.length > 0) throw new UsageError('usage: supervisor run [--config FILE]');
   const configPath = getConfigPath(args.flags.config as string | undefined);
-  return runDaemon({ configPath, socketPath: getSocketPath(), version: VERSION });
+  // Upstream's vLLM and SGLang files, when their variables name them, are supervised by the same daemon.
+  const vllm = getConfigPath(undefined, process.env, 'vllm');
+  const sglang = getConfigPath(undefined, process.env, 'sglang');
+  const engineConfigs = { ...(vllm === null ? {} : { vllm }), ...(sglang === null ? {} : { sglang }) };
+  return runDaemon({ configPath, engineConfigs, socketPath: getSocketPath(), version: VERSION });
 }

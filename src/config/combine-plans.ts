@@ -1,0 +1,45 @@
+// One daemon, several config files: our llama.cpp file and upstream's vLLM and
+// SGLang runner files each give a plan; the daemon supervises their union.
+// A name or a port used in two files is an error (which one would the gateway
+// or the probe mean?); a file with master.enable = false disables only its own.
+import type { ConfigIssue } from '../errors.ts';
+import type { ConfigKind } from './config-kind.ts';
+import type { LaunchPlan } from './instance-plan.ts';
+
+export interface PlanPart {
+  kind: ConfigKind;
+  file: string;
+  plan: LaunchPlan;
+}
+
+/** The union of the parts' plans, or the issues that forbid it. One part is returned as it is. */
+export function combinePlans(parts: readonly PlanPart[]): { plan: LaunchPlan | null; issues: ConfigIssue[] } {
+  if (parts.length === 1) return { plan: parts[0].plan, issues: [] };
+  const issues: ConfigIssue[] = [];
+  const byName = new Map<string, PlanPart>();
+  const byPort = new Map<number, { part: PlanPart; name: string }>();
+  const combined: LaunchPlan = { enabled: true, instances: [], memoryBudgetMib: null };
+  for (const part of parts) {
+    for (const instance of part.plan.instances) {
+      const other = byName.get(instance.name);
+      if (other !== undefined) {
+        issues.push({ severity: 'error', file: part.file, path: `instance.${instance.name}`, message: `instance "${instance.name}" is also in ${other.file} (${other.kind}); names must differ across config files` });
+        continue;
+      }
+      byName.set(instance.name, part);
+      const enabled = part.plan.enabled && instance.enabled;
+      if (enabled) {
+        const clash = byPort.get(instance.port);
+        if (clash !== undefined) {
+          issues.push({ severity: 'error', file: part.file, path: `instance.${instance.name}`, message: `port ${instance.port} is also used by instance "${clash.name}" of ${clash.part.file}` });
+        } else byPort.set(instance.port, { part, name: instance.name });
+      }
+      combined.instances.push(enabled === instance.enabled ? instance : { ...instance, enabled });
+    }
+    if (part.kind === 'llama-cpp') {
+      if (part.plan.gateway !== undefined) combined.gateway = part.plan.gateway;
+      combined.memoryBudgetMib = part.plan.memoryBudgetMib ?? null;
+    }
+  }
+  return { plan: issues.length > 0 ? null : combined, issues };
+}

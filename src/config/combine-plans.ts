@@ -4,7 +4,9 @@
 // or the probe mean?); a file with master.enable = false disables only its own.
 import type { ConfigIssue } from '../errors.ts';
 import type { ConfigKind } from './config-kind.ts';
+import { makeGatewayPlan } from './gateway-plan.ts';
 import type { LaunchPlan } from './instance-plan.ts';
+import type { ConfigValue } from './overrides.ts';
 
 export interface PlanPart {
   kind: ConfigKind;
@@ -12,8 +14,11 @@ export interface PlanPart {
   plan: LaunchPlan;
 }
 
-/** The union of the parts' plans, or the issues that forbid it. One part is returned as it is. */
-export function combinePlans(parts: readonly PlanPart[]): { plan: LaunchPlan | null; issues: ConfigIssue[] } {
+/**
+ * The union of the parts' plans, or the issues that forbid it. One part is returned as it is. The llama.cpp
+ * file's [gateway] is planned again over the union, so its default, models and enable see every engine's instances.
+ */
+export function combinePlans(parts: readonly PlanPart[], env: Readonly<Record<string, string | undefined>> = {}): { plan: LaunchPlan | null; issues: ConfigIssue[] } {
   if (parts.length === 1) return { plan: parts[0].plan, issues: [] };
   const issues: ConfigIssue[] = [];
   const byName = new Map<string, PlanPart>();
@@ -36,10 +41,14 @@ export function combinePlans(parts: readonly PlanPart[]): { plan: LaunchPlan | n
       }
       combined.instances.push(enabled === instance.enabled ? instance : { ...instance, enabled });
     }
-    if (part.kind === 'llama-cpp') {
-      if (part.plan.gateway !== undefined) combined.gateway = part.plan.gateway;
-      combined.memoryBudgetMib = part.plan.memoryBudgetMib ?? null;
-    }
+    if (part.kind === 'llama-cpp') combined.memoryBudgetMib = part.plan.memoryBudgetMib ?? null;
   }
-  return { plan: issues.length > 0 ? null : combined, issues };
+  const llama = parts.find((part) => part.kind === 'llama-cpp');
+  if (llama !== undefined && issues.length === 0) {
+    const gateway = makeGatewayPlan(llama.plan.gatewayTable as ConfigValue | undefined, combined, env);
+    for (const issue of gateway.issues) issues.push({ severity: issue.severity, file: llama.file, path: issue.path.join('.'), message: issue.message });
+    if (gateway.plan) combined.gateway = gateway.plan;
+    if (issues.some((i) => i.severity === 'error')) return { plan: null, issues };
+  }
+  return { plan: issues.some((i) => i.severity === 'error') ? null : combined, issues };
 }

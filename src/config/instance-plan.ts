@@ -130,6 +130,8 @@ export interface LaunchPlan {
   instances: InstancePlan[];
   /** `[gateway]`; absent: off (no config yet). */
   gateway?: GatewayPlan;
+  /** The `[gateway]` table as written (llama.cpp files only), planned again over the union when other engines' files join (combine-plans.ts). */
+  gatewayTable?: unknown;
   /** `[master] memory_budget_mib`: memory per device for placement where nvidia-smi reports none; null: none set. */
   memoryBudgetMib?: number | null;
 }

@@ -108,6 +108,7 @@ export function makeLaunchPlan(text: string, ctx: PlanContext): PlanResult {
     const gateway = makeGatewayPlan(document.gateway, plan, ctx.env);
     for (const issue of gateway.issues) report(issue.severity, issue.path, issue.message);
     if (gateway.plan) plan.gateway = gateway.plan;
+    plan.gatewayTable = document.gateway;
   }
   return { plan: failed() ? null : plan, issues };
 }

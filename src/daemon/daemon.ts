@@ -80,7 +80,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       for (const warning of loaded.warnings) log.warn({ event: 'config-warning', ...warning }, formatConfigIssue(warning));
       parts.push({ kind, file, plan: loaded.plan });
     }
-    const combined = combinePlans(parts);
+    const combined = combinePlans(parts, env);
+    for (const warning of combined.issues.filter((i) => i.severity === 'warning')) log.warn({ event: 'config-warning', ...warning }, formatConfigIssue(warning));
     if (combined.plan === null) throw new ConfigError(combined.issues);
     return combined.plan;
   };

@@ -22,7 +22,16 @@ describe('combinePlans', () => {
     const sglang = planOf('[instance.s.server]\nport = 30000\n', 'sglang');
     const { plan } = combinePlans([llama, vllm, sglang]);
     expect(plan?.instances.map((i) => [i.name, i.engine])).toEqual([['a', 'llama-server'], ['v', 'vllm'], ['s', 'sglang']]);
-    expect(plan?.gateway).toBe(llama.plan.gateway);
+    expect(plan?.gateway).toMatchObject({ enabled: true, port: 4000 });
+  });
+
+  it("the gateway is planned over every file's instances: its default may name a vLLM instance, its port may clash with one", () => {
+    const withDefault = planOf('[gateway]\nport = 4000\ndefault = "a"\n[instance.a.server]\nport = 8080\n', 'llama-cpp');
+    expect(combinePlans([withDefault, vllm]).plan?.gateway).toMatchObject({ enabled: true });
+    const onlyGateway = planOf('[gateway]\nport = 8000\n', 'llama-cpp');
+    const r = combinePlans([onlyGateway, vllm]);
+    expect(r.plan).toBeNull();
+    expect(r.issues[0]).toMatchObject({ file: 'llama-cpp.toml', path: 'gateway.port', message: 'port 8000 is also used by instance "v" (the gateway needs a port of its own)' });
   });
 
   it('master.enable = false in one file disables only its own instances', () => {

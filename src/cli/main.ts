@@ -19,6 +19,7 @@ const COMMANDS: Record<string, () => Promise<{ default: Command }>> = {
   reload: () => import('./commands/reload.ts'),
   serve: () => import('./commands/serve.ts'),
   'install-pkg': () => import('./commands/install-pkg.ts'),
+  'install-engine': () => import('./commands/install-engine.ts'),
   logs: () => import('./commands/logs.ts'),
   health: () => import('./commands/health.ts'),
   config: () => import('./commands/config.ts'),

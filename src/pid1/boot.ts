@@ -71,6 +71,7 @@ export async function runBoot({ command, version, env = process.env, shimCommand
         daemon.supervisor.addSystemInstance(plan).catch((err: Error) => log.error({ event: 'sshd' }, err.message));
       },
       installBundle: (archive) => (stopping.started ? Promise.resolve(skipped) : installBundle({ archive, env, log })),
+      installEngineBundle: (kind) => (stopping.started ? Promise.resolve(skipped) : installEngine({ kind, env, log })),
       serve: (configPath, kind) => (stopping.started ? Promise.resolve(skipped) : serveConfig({ daemon, configPath, kind })),
     },
   });
@@ -147,6 +148,17 @@ async function installBundle({ archive, env, log }: { archive: string; env: Node
   try {
     const result = await installPackage({ archive, env, log: (line) => log.info({ event: 'bundle' }, line) });
     return { state: result.warnings.length > 0 ? 'warning' : 'ok', message: `${result.status}: ${result.version ?? result.sha256.slice(0, 12)}${result.warnings.length > 0 ? `; ${result.warnings.join('; ')}` : ''}` };
+  } catch (err) {
+    return { state: 'failed', message: (err as Error).message };
+  }
+}
+
+// Lazy too: only a container with an engine bundle pays for its installer.
+async function installEngine({ kind, env, log }: { kind: 'vllm' | 'sglang'; env: NodeJS.ProcessEnv; log: Logger }): Promise<ActionResult> {
+  const { installEngineBundle } = await import('../bundle/engine-bundle.ts');
+  try {
+    const result = await installEngineBundle({ kind, env, log: (line) => log.info({ event: 'engine-bundle', engine: kind }, line) });
+    return { state: result.status === 'missing-bundle' || result.status === 'nothing-to-do' ? 'warning' : 'ok', message: result.message };
   } catch (err) {
     return { state: 'failed', message: (err as Error).message };
   }

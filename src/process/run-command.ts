@@ -29,6 +29,8 @@ export interface RunCommandOptions {
   onTimeout?: () => void;
   /** Pipes still open after the drain (a daemon the command started): closed or kept reading; default closed. */
   afterDrain?: AfterDrain;
+  /** Working directory; default ours. */
+  cwd?: string;
 }
 
 /** How a command ended. `spawnError` is set (and nothing else ran) when it could not start. */
@@ -57,12 +59,13 @@ export async function runCommand({
   onStart,
   onTimeout,
   afterDrain = 'close',
+  cwd,
 }: RunCommandOptions): Promise<CommandResult> {
   const startedAt = Date.now();
   const empty = { code: null, signal: null, timedOut: false, forced: false, stdout: '', stderr: '' };
   let child;
   try {
-    child = await spawnGroup({ file, args, env });
+    child = await spawnGroup({ file, args, env, cwd });
   } catch (err) {
     if (!isSupervisorError(err)) throw err;
     return { ...empty, ok: false, spawnError: describeError(err), durationMs: Date.now() - startedAt };

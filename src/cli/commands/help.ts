@@ -27,6 +27,9 @@ Bundle
                                  install a llama.cpp bundle (.tar, .tar.gz, .tgz, .zip)
   install-pkg --rollback [--restart]
                                  switch back to the previous installed version
+  install-engine vllm|sglang [BUNDLE] [--json]
+                                 install upstream's vLLM/SGLang offline bundle
+                                 (default AUTO_INFER_VLLM_BUNDLE_PATH / _SGLANG_BUNDLE_PATH)
 Gateway
   claude-env [--model NAME]      exports for Claude Code: eval "$(supervisor claude-env)"
 Config

@@ -16,7 +16,7 @@ import { copyFile, lstat, mkdir, readdir, readFile, readlink, rm, stat, writeFil
 import { basename, dirname, join, relative } from 'node:path';
 import { replaceSymlink } from '../boot/atomic-fs.ts';
 import { readText } from '../boot/env-flags.ts';
-import { which } from '../config/load-config.ts';
+import { systemUsers, which } from '../config/load-config.ts';
 import { makeRunnerIdentity } from '../engines/python-runner.ts';
 import { SGLANG_DEFAULTS } from '../engines/sglang.ts';
 import { VLLM_DEFAULTS } from '../engines/vllm.ts';
@@ -104,7 +104,8 @@ export async function installEngineBundle({
   if (current.kind === 'directory') {
     throw new EngineBundleError(`${project} is a directory (an in-place install by upstream's script?); move it away: versions are installed side by side in ${versions} and ${project} becomes a link to the active one`, { exitCode: EXIT.USAGE });
   }
-  const who = makeRunnerIdentity({ configured: undefined, userEnv: facts.userEnv, env, users: undefined });
+  // The same PATH the runner will launch with: the user's pixi first.
+  const who = makeRunnerIdentity({ configured: undefined, userEnv: facts.userEnv, env, users: systemUsers });
   const toolEnv: Record<string, string | undefined> = { ...env, PATH: who.env.PATH, PYTHONUNBUFFERED: '1' };
   const sh = kind === 'sglang' && bundlePath.endsWith('.sh');
   let tool: string | null = null;

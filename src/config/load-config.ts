@@ -154,7 +154,7 @@ export function which(name: string, path: string | undefined): string | null {
 }
 
 /** Users from /etc/passwd, read when a vLLM or SGLang instance asks (its launch user). */
-const systemUsers: UserLookup = {
+export const systemUsers: UserLookup = {
   home(user) {
     let text: string;
     try {

@@ -174,7 +174,7 @@ function operand(tok: Token, at: string): Operand {
     case 'ident':
       if (tok.v === 'true' || tok.v === 'false') return { kind: 'literal', value: tok.v === 'true' };
       if (tok.v === 'nil') return { kind: 'literal', value: null };
-      if (!(tok.v in FUNCTIONS)) throw new TemplateError(`${at}: function "${tok.v}" is not in the renderer's subset`);
+      if (!Object.hasOwn(FUNCTIONS, tok.v)) throw new TemplateError(`${at}: function "${tok.v}" is not in the renderer's subset`);
       return { kind: 'ident', name: tok.v };
     default:
       throw new TemplateError(`${at}: unexpected "${tok.v}"`);
@@ -347,8 +347,10 @@ const FUNCTIONS: Record<string, Fn> = {
   },
   add: (args, { at }) => args.reduce<bigint>((sum, v) => sum + toInt(v, at), 0n),
   int: (args, { at }) => (arity('int', 1, args, at), toInt(args[0], at)),
-  toString: (args, { at }) => (arity('toString', 1, args, at), printValue(args[0], at)),
-  trunc: ([n, s], { at }) => (isInt(n) ? printValue(s, at).slice(0, Number(n)) : (() => { throw new TemplateError(`${at}: trunc takes a count`); })()),
+  trunc: ([n, s], { at }) => {
+    if (!isInt(n)) throw new TemplateError(`${at}: trunc takes a count`);
+    return printValue(s, at).slice(0, Number(n));
+  },
   trimSuffix: ([suffix, s], { at }) => {
     const text = printValue(s, at);
     return text.endsWith(String(suffix)) ? text.slice(0, text.length - String(suffix).length) : text;
@@ -370,7 +372,7 @@ const TOP_LEVEL: Record<string, readonly string[] | null> = { Values: null, Rele
 function lookup(base: Value, path: string[], at: string, fromRoot: boolean): Value {
   let v = base;
   path.forEach((key, i) => {
-    if (fromRoot && i === 0 && !(key in TOP_LEVEL)) throw new TemplateError(`${at}: .${key} is not in the renderer's subset (only .Values, .Release, .Chart)`);
+    if (fromRoot && i === 0 && !Object.hasOwn(TOP_LEVEL, key)) throw new TemplateError(`${at}: .${key} is not in the renderer's subset (only .Values, .Release, .Chart)`);
     if (fromRoot && i === 1 && TOP_LEVEL[path[0]] && !TOP_LEVEL[path[0]]!.includes(key)) throw new TemplateError(`${at}: .${path[0]}.${key} is not in the renderer's subset`);
     if (v === null || v === undefined) throw new TemplateError(`${at}: nil pointer evaluating .${path.slice(0, i).join('.')}.${key}`);
     if (typeof v !== 'object' || Array.isArray(v)) throw new TemplateError(`${at}: can't evaluate field ${key} in a ${Array.isArray(v) ? 'list' : typeof v}`);
@@ -399,8 +401,9 @@ function runPipe(pipe: Pipe, scope: Scope, at: string): Value {
     if (head.kind === 'ident') {
       piped = [FUNCTIONS[head.name]([...rest.map(value), ...piped], { at, scope })];
     } else {
-      if (rest.length > 0 || piped.length > 0) throw new TemplateError(`${at}: a value cannot take arguments`);
-      piped = [value(head)];
+      const v = value(head);
+      if (rest.length > 0 || piped.length > 0) throw new TemplateError(`${at}: a value cannot take arguments (method calls are not in the subset)`);
+      piped = [v];
     }
   }
   return piped[0];

@@ -14,6 +14,7 @@ describe('the helm subset renderer', () => {
     expect(render('x:\n  {{- /* gone */}}\n  {{- " y" }} \n  {{- "z" -}}  \n  w')).toBe('x: yzw');
     // A missing value renders as nothing, as helm's <no value> does.
     expect(render('[{{ .Values.missing }}]')).toBe('[]');
+    expect(render('[{{ .Values.missing | quote }}] [{{ .Values.e | quote }}] [{{ 60 | quote }}]', { e: '' })).toBe('[] [""] ["60"]');
   });
 
   it('if / else if / else, with and range rebind the dot, $ stays the root', () => {

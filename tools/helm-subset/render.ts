@@ -316,7 +316,8 @@ const FUNCTIONS: Record<string, Fn> = {
     return stringify(plain(args[0]), { sortMapEntries: true, lineWidth: 0 }).replace(/\n$/, '');
   },
   toJson: (args, { at }) => (arity('toJson', 1, args, at), JSON.stringify(plain(args[0]) ?? null)),
-  quote: (args, { at }) => args.map((a) => JSON.stringify(a === null || a === undefined ? '' : printValue(a, at))).join(' '),
+  // sprig skips nil arguments: `{{ nil | quote }}` is empty, not "".
+  quote: (args, { at }) => args.filter((a) => a !== null && a !== undefined).map((a) => JSON.stringify(printValue(a, at))).join(' '),
   nindent: ([n, s, ...rest], { at }) => {
     if (rest.length > 0 || !isInt(n)) throw new TemplateError(`${at}: nindent takes a count and a string`);
     return `\n${indent(n, printValue(s, at))}`;

@@ -10,6 +10,7 @@ import { parse as parseToml } from 'smol-toml';
 import { parseAllDocuments } from 'yaml';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CLI, REPO_ROOT } from '../support/daemon.ts';
+import { requireTools } from '../support/system-tools.ts';
 import { probeCommands, validateManifest, type Manifest } from './support/manifests.ts';
 
 const docs = parseAllDocuments(readFileSync(join(REPO_ROOT, 'deploy/lws/infer-dev-rpc.yaml'), 'utf8')).map((d) => d.toJS() as Manifest);
@@ -52,6 +53,14 @@ describe('the LeaderWorkerSet example', () => {
     const overrides = JSON.parse(/^overrides: (.*)$/m.exec(r.stdout)![1]);
     expect(overrides).toEqual({ instance: { llm: { rpc: ['infer-dev-rpc-0-1.infer-dev-rpc.default:50052', 'infer-dev-rpc-0-2.infer-dev-rpc.default:50052'] } } });
     expect(r.stdout).toMatch(/^argv: boot --$/m);
+  });
+
+  it('leader-entry.sh passes shellcheck (POSIX sh)', () => {
+    const { shellcheck } = requireTools(['shellcheck'], 'the shell script check');
+    writeFileSync(join(dir, 'entry-check.sh'), files['leader-entry.sh']);
+    const run = spawnSync(shellcheck, ['-s', 'sh', join(dir, 'entry-check.sh')], { encoding: 'utf8' });
+    expect(run.stdout + run.stderr).toBe('');
+    expect(run.status).toBe(0);
   });
 
   it('leader-entry.sh refuses what would give a wrong rpc list, naming the variable', () => {

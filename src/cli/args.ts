@@ -23,6 +23,8 @@ const SWITCHES: Record<string, string> = {
   '--restart': 'restart',
   '--rollback': 'rollback',
   '--strict': 'strict',
+  '--live': 'live',
+  '--ready': 'ready',
 };
 
 /** Splits argv into command, positionals and flags. */

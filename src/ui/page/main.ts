@@ -38,11 +38,11 @@ const since = (iso: string | null | undefined) => (iso ? duration((Date.now() - 
 const clock = (iso: string | null | undefined) => (iso ? new Date(iso).toLocaleTimeString([], { hour12: false }) : '-');
 const mib = (n: number | null | undefined) => (n === null || n === undefined ? '?' : n >= 10240 ? `${(n / 1024).toFixed(1)} GiB` : `${n} MiB`);
 
-// One stable colour per instance name, for its GPU bar segments.
+// One colour per instance for its GPU bar segments, by its place in the config (neighbours always differ).
+const PALETTE = ['#2d6fd6', '#1f8f4e', '#c2571a', '#8d4fc4', '#0f8a8a', '#b8336a', '#6b7d1f', '#5a5fd6', '#a3761a', '#3f7f5f'];
 function colour(name: string): string {
-  let h = 0;
-  for (const c of name) h = (h * 31 + c.charCodeAt(0)) >>> 0;
-  return `hsl(${h % 360} 55% 45%)`;
+  const at = order.indexOf(name);
+  return PALETTE[(at < 0 ? 0 : at) % PALETTE.length];
 }
 
 function headers(extra: Record<string, string> = {}): Record<string, string> {
@@ -124,7 +124,8 @@ function keepOpen(url: () => string | null, on: (event: string, data: any) => vo
 function stateCell(r: Row): string {
   let html = `<span class="badge s-${esc(r.state)}">${esc(r.state)}</span> <span class="sub" data-since="${esc(r.state_since)}">${since(r.state_since)}</span>`;
   if (r.load) html += `<div class="progress" title="${esc(r.load.phase)} ${r.load.percent}%"><div style="width:${Number(r.load.percent) || 0}%"></div></div><div class="sub">${esc(r.load.phase)} ${esc(r.load.percent)}%</div>`;
-  if (r.state_reason && r.state !== 'ready' && r.state !== 'stopped') html += `<div class="sub">${esc(r.state_reason)}</div>`;
+  // A crash's reason is the last exit's, shown in its own column.
+  if (r.state_reason && r.state !== 'ready' && r.state !== 'stopped' && !(r.last_exit && r.state_reason.includes(r.last_exit.reason))) html += `<div class="sub">${esc(r.state_reason)}</div>`;
   return html;
 }
 

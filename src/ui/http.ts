@@ -113,7 +113,7 @@ function streamLog(req: IncomingMessage, res: ServerResponse, control: ControlHa
       return sendJson(res, 404, { error: (err as Error).message });
     }
     const stream = openStream(req, res);
-    const send = (lines: string[]) => lines.length > 0 && stream.write(`event: lines\ndata: ${JSON.stringify(lines)}\n\n`);
+    const send = (lines: string[] | undefined) => lines && lines.length > 0 && stream.write(`event: lines\ndata: ${JSON.stringify(lines)}\n\n`);
     stream.write(`event: file\ndata: ${JSON.stringify(head.file)}\n\n`);
     send(head.lines);
     let carry = '';
@@ -127,7 +127,7 @@ function streamLog(req: IncomingMessage, res: ServerResponse, control: ControlHa
       if (!stream.closed.aborted) stream.write(`event: error\ndata: ${JSON.stringify((err as Error).message)}\n\n`);
     }
     if (!res.writableEnded) res.end();
-  })();
+  })().catch(() => res.destroy());
 }
 
 // Why an action is refused before it runs, or null.

@@ -22,6 +22,7 @@ const STATES = ['ready', 'ready', 'ready', 'starting', 'idle', 'backoff', 'fatal
 
 let browser: Browser;
 let gateway: Gateway;
+let keyed: Gateway;
 let generation = 0;
 let watcher: ((instance: never, event: TransitionEvent) => void) | null = null;
 
@@ -74,12 +75,14 @@ beforeAll(async () => {
   const plain = readFileSync(join(REPO_ROOT, 'dist/ui/index.html'));
   const ui = makeUiRoutes({ dashboard, control, page: { plain, gzip: gzipSync(plain) } });
   gateway = await startGateway({ plan: testPlan(), targets: makeFakeTargets([]), log: quietLog(), ui: () => ui });
+  keyed = await startGateway({ plan: testPlan({ apiKey: 'sesame' }), targets: makeFakeTargets([]), log: quietLog(), ui: () => ui });
   browser = await chromium.launch({ executablePath, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
 });
 
 afterAll(async () => {
   await browser?.close();
   await gateway?.close();
+  await keyed?.close();
 });
 
 describe('the dashboard with 100 instances and 8 GPUs', () => {
@@ -99,6 +102,22 @@ describe('the dashboard with 100 instances and 8 GPUs', () => {
     await page.fill('#filter', '');
     mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: join(ARTIFACTS, 'dashboard-100-instances.png') });
+    await page.close();
+  });
+
+  it('with a gateway api_key, the page asks for it once and then streams with it', async () => {
+    const page = await browser.newPage();
+    await page.goto(`http://127.0.0.1:${keyed.address!.port}/ui`);
+    await page.waitForSelector('#key-form:not([hidden])');
+    expect(await page.locator('#conn').getAttribute('data-conn')).toBe('key');
+    await page.fill('#key', 'sesame');
+    await page.click('#key-form button');
+    await page.waitForFunction(() => document.querySelectorAll('tr[data-instance]').length === 100);
+    expect(await page.locator('#conn').getAttribute('data-conn')).toBe('live');
+    // Kept for the tab's session: a reload does not ask again.
+    await page.reload();
+    await page.waitForFunction(() => document.querySelectorAll('tr[data-instance]').length === 100);
+    expect(await page.locator('#key-form').isHidden()).toBe(true);
     await page.close();
   });
 });

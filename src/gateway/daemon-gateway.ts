@@ -59,7 +59,12 @@ export function makeDaemonGateway({
         ]);
         const handler = control?.();
         // Made once, with the gateway: its timeline starts here (before the config's instances are started).
-        if (handler) ui = makeUiRoutes({ dashboard: new Dashboard({ control: handler, watchTransitions: (w) => supervisor.watchTransitions(w) }), control: handler });
+        if (handler)
+          ui = makeUiRoutes({
+            dashboard: new Dashboard({ control: handler, watchTransitions: (w) => supervisor.watchTransitions(w) }),
+            control: handler,
+            routed: (name) => supervisor.plan.instances.some((i) => i.name === name),
+          });
         gateway = await startGateway({ plan, targets: fromSupervisor(supervisor), log, gpu, lifecycle, ui: () => ui });
       });
       queue = run.catch(() => undefined);

@@ -47,6 +47,8 @@ const UI: Record<string, { route: UiRoute; methods: readonly string[]; auth: boo
   '/ui/events': { route: 'ui-events', methods: ['GET'], auth: true },
   '/ui/log': { route: 'ui-log', methods: ['GET'], auth: true },
   '/ui/action': { route: 'ui-action', methods: ['POST'], auth: true },
+  // llama.cpp router mode's status stream, fed by the dashboard's state.
+  '/models/sse': { route: 'models-sse', methods: ['GET'], auth: true },
 };
 
 /** Telemetry from older Claude Code versions (`/api/event_logging/batch`, `/v2/batch`): swallowed, never forwarded. */

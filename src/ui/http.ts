@@ -11,6 +11,7 @@ import { gzipSync } from 'node:zlib';
 import type { ControlHandler } from '../control/server.ts';
 import { followLog } from '../supervise/log-reader.ts';
 import type { Dashboard } from './dashboard.ts';
+import { streamModelEvents } from './models-sse.ts';
 
 /** The header every action must carry. */
 export const ACTION_HEADER = 'x-supervisor-ui';
@@ -23,7 +24,7 @@ const KEEPALIVE_MS = 15_000;
 /** Longest action body read. */
 const MAX_ACTION_BYTES = 4096;
 
-export type UiRoute = 'ui-page' | 'ui-events' | 'ui-log' | 'ui-action';
+export type UiRoute = 'ui-page' | 'ui-events' | 'ui-log' | 'ui-action' | 'models-sse';
 
 export interface UiRoutes {
   handle(route: UiRoute, req: IncomingMessage, res: ServerResponse, access: { keyed: boolean }): void;
@@ -41,7 +42,18 @@ function loadPage(): { plain: Buffer; gzip: Buffer } | null {
 
 const isLoopback = (address: string | undefined) => address !== undefined && (address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.'));
 
-export function makeUiRoutes({ dashboard, control, page = loadPage() }: { dashboard: Dashboard; control: ControlHandler; page?: { plain: Buffer; gzip: Buffer } | null }): UiRoutes {
+export function makeUiRoutes({
+  dashboard,
+  control,
+  routed = () => true,
+  page = loadPage(),
+}: {
+  dashboard: Dashboard;
+  control: ControlHandler;
+  /** Whether an instance is one the gateway routes to (not a system service such as sshd), for /models/sse. */
+  routed?: (name: string) => boolean;
+  page?: { plain: Buffer; gzip: Buffer } | null;
+}): UiRoutes {
   return {
     handle(route, req, res, access) {
       switch (route) {
@@ -53,6 +65,8 @@ export function makeUiRoutes({ dashboard, control, page = loadPage() }: { dashbo
           return streamLog(req, res, control);
         case 'ui-action':
           return runAction(req, res, control, access);
+        case 'models-sse':
+          return streamModelEvents(req, res, { dashboard, routed });
       }
     },
   };

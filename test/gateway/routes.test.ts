@@ -20,6 +20,7 @@ describe('matchRoute', () => {
     expect(matchRoute('GET', '/ui/log')).toEqual({ kind: 'ui', route: 'ui-log', auth: true });
     expect(matchRoute('POST', '/ui/action')).toEqual({ kind: 'ui', route: 'ui-action', auth: true });
     expect(matchRoute('GET', '/ui/action')).toEqual({ kind: 'method-not-allowed', allow: 'POST' });
+    expect(matchRoute('GET', '/models/sse')).toEqual({ kind: 'ui', route: 'models-sse', auth: true });
   });
 
   it('proxied POST routes need the key', () => {

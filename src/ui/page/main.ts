@@ -267,8 +267,10 @@ function renderGpus(view: GpusView | null): void {
     .map((g) => {
       const total = g.total_mib ?? 0;
       const pct = (n: number) => (total > 0 ? (100 * n) / total : 0);
-      const parts = g.instances.map((i) => `<span style="width:${pct(i.mib)}%;background:${colour(i.name)}" title="${esc(i.name)}: ${i.mib} MiB (${esc(i.source)})">${esc(i.name)} ${mib(i.mib)}</span>`);
-      if (g.other_mib) parts.push(`<span class="other" style="width:${pct(g.other_mib)}%" title="other: ${g.other_mib} MiB no instance accounts for">other</span>`);
+      // A label only where it fits; the legend and the tooltip always say it.
+      const label = (share: number, text: string) => (share >= 6 ? text : '');
+      const parts = g.instances.map((i) => `<span style="width:${pct(i.mib)}%;background:${colour(i.name)}" title="${esc(i.name)}: ${i.mib} MiB (${esc(i.source)})">${label(pct(i.mib), `${esc(i.name)} ${mib(i.mib)}`)}</span>`);
+      if (g.other_mib) parts.push(`<span class="other" style="width:${pct(g.other_mib)}%" title="other: ${g.other_mib} MiB no instance accounts for">${label(pct(g.other_mib), 'other')}</span>`);
       const used = g.used_mib === null || g.total_mib === null ? 'memory unknown' : `${mib(g.used_mib)} / ${mib(g.total_mib)} used`;
       const util = g.utilization === null ? '' : ` · ${g.utilization}% util`;
       const legend = [...g.instances.map((i) => `<span><i style="background:${colour(i.name)}"></i>${esc(i.name)} ${i.mib} MiB</span>`), g.other_mib ? `<span><i style="background:#9aa3ad"></i>other ${g.other_mib} MiB</span>` : '', `<span><i style="background:#eef0f3;border:1px solid #ccc"></i>free ${g.free_mib ?? '?'} MiB</span>`].join('');

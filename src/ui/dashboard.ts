@@ -92,7 +92,7 @@ export class Dashboard {
     return () => {
       this.#joining.delete(client);
       this.#clients.delete(client);
-      if (this.#clients.size === 0 && this.#timer) {
+      if (this.#clients.size === 0 && this.#joining.size === 0 && this.#timer) {
         clearTimeout(this.#timer);
         this.#timer = null;
       }
@@ -115,7 +115,8 @@ export class Dashboard {
   // One timer: a sooner reason replaces a later one.
   #scheduledAt = Infinity;
   #schedule(ms: number, sooner = false): void {
-    if (this.#clients.size === 0) return;
+    // A page still joining counts: if its first rebuild failed, this one retries it.
+    if (this.#clients.size === 0 && this.#joining.size === 0) return;
     const at = Date.now() + ms;
     if (this.#timer && (!sooner || at >= this.#scheduledAt)) return;
     if (this.#timer) clearTimeout(this.#timer);

@@ -82,3 +82,22 @@ describe('Dashboard', () => {
     stop();
   });
 });
+
+describe('Dashboard when the state cannot be read', () => {
+  it('a joining page gets its snapshot once a later rebuild succeeds', async () => {
+    let fail = true;
+    const control: ControlHandler = async (cmd) => {
+      if (fail) throw new Error('not yet');
+      return cmd === 'status' ? [{ name: 'a', state: 'ready' }] : cmd === 'gpus' ? { present: false, gpus: [] } : [];
+    };
+    const dashboard = new Dashboard({ control, watchTransitions: () => undefined });
+    const got: string[] = [];
+    const stop = dashboard.subscribe({ send: (event) => void got.push(event) });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(got).toEqual([]);
+    fail = false;
+    await waitUntil(() => got.length === 1, 'the snapshot after the retry', 5000);
+    expect(got).toEqual(['snapshot']);
+    stop();
+  });
+});

@@ -22,6 +22,7 @@ import type { RouterModels } from './router-models.ts';
 import type { RequestSlots } from './slots.ts';
 import type { GatewayTargets, TargetView } from './targets.ts';
 import type { Log } from '../logging/log.ts';
+import type { UiRoutes } from '../ui/http.ts';
 
 /** A connection refused by an instance the supervisor still thinks ready is retried this often (the crash is noticed meanwhile). */
 const MAX_REFUSED_ATTEMPTS = 3;
@@ -66,6 +67,8 @@ export interface HandlerDeps {
   lifecycle?: GatewayLifecycle & RouterModels;
   /** max_concurrent / max_queue per instance. */
   slots: RequestSlots;
+  /** The dashboard's routes (absent: /ui answers 404). */
+  ui?: () => UiRoutes | null;
 }
 
 /** What the gateway asks of the on-demand loader. */
@@ -112,6 +115,11 @@ export function makeRequestHandler(deps: HandlerDeps): (req: IncomingMessage, re
     if (match.auth && !config.checkKey(req.headers)) {
       const refusal = { status: 401 as const, message: 'missing or wrong API key: send it as x-api-key or Authorization: Bearer' };
       return refuse({ res, flavor, refusal, instance: '', started, head });
+    }
+    if (match.kind === 'ui') {
+      const ui = deps.ui?.();
+      if (!ui) return refuse({ res, flavor, refusal: { status: 404, message: 'the dashboard is not served by this gateway' }, instance: '', started, head });
+      return ui.handle(match.route, req, res, { keyed: config.plan.apiKey !== null });
     }
     if (match.kind === 'local') return answerLocal({ route: match.route, req, res, ctx: { ...localContext, routeTable: config.routeTable } });
     void proxy({ req, res, config, flavor, pathname, started }).catch((err: Error) => {

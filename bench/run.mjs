@@ -10,8 +10,8 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { CLK_TCK, fmt, runAllCleanups, table } from './lib.mjs';
 
-// Issue 2 (core), issue 3 (PID 1), issue 5 (gateway), issue 4 (bundle), issue 9 (hardening), issue 10 (images), issue 13 (on demand), issue 14 (engines) benchmarks.
-const BENCHMARKS = ['status-latency', 'status-under-flood', 'daemon-footprint', 'restart-latency', 'log-throughput', 'pid1-reap', 'boot-spawn', 'boot-stop', 'gateway-latency', 'gateway-throughput', 'gateway-bodies', 'on-demand', 'bundle-extract', 'bundle-reinstall', 'engines-mixed', 'image-run-stop', 'image-size'];
+// Issue 2 (core), issue 3 (PID 1), issue 5 (gateway), issue 4 (bundle), issue 9 (hardening), issue 10 (images), issue 13 (on demand), issue 19 (dashboard), issue 14 (engines) benchmarks.
+const BENCHMARKS = ['status-latency', 'status-under-flood', 'daemon-footprint', 'restart-latency', 'log-throughput', 'pid1-reap', 'boot-spawn', 'boot-stop', 'gateway-latency', 'gateway-throughput', 'gateway-bodies', 'on-demand', 'dashboard-render', 'dashboard-footprint', 'dashboard-gateway', 'bundle-extract', 'bundle-reinstall', 'engines-mixed', 'image-run-stop', 'image-size'];
 
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');

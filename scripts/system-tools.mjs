@@ -34,6 +34,9 @@ export const SYSTEM_TOOLS = Object.freeze([
   { command: 'runc', package: 'runc', for: ['test'] },
   { command: 'mmdebstrap', package: 'mmdebstrap', for: ['test'] },
   { command: 'shellcheck', package: 'shellcheck', for: ['test'] },
+  // The dashboard's browser tests (test/e2e/dashboard.test.ts): Debian's Chromium, driven by
+  // playwright-core through its executablePath, so no browser is downloaded.
+  { command: 'chromium', package: 'chromium', for: ['test'] },
 ]);
 
 const PURPOSES = ['demo', 'test'];

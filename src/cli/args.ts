@@ -24,6 +24,8 @@ const SWITCHES: Record<string, string> = {
   '--restart': 'restart',
   '--rollback': 'rollback',
   '--strict': 'strict',
+  '--live': 'live',
+  '--ready': 'ready',
 };
 
 /** `--engine vllm|sglang|llama-cpp`: which runner's TOML a config file is (default llama-cpp). */

@@ -25,7 +25,7 @@ export interface DaemonControl {
   version: string;
   bootSteps?: BootStepsView;
   /** Drains instances around restarts and counts their requests. */
-  gateway?: Pick<DaemonGateway, 'withDrain' | 'stats'>;
+  gateway?: Pick<DaemonGateway, 'withDrain' | 'stats' | 'address'>;
   /** The machine's GPUs (absent: none are looked at). */
   gpus?: Pick<GpuMonitor, 'snapshot' | 'peek' | 'present' | 'error'>;
   /** Models on demand: load, unload, and the lifecycle part of status. */
@@ -79,7 +79,8 @@ export function makeControlHandler(daemon: DaemonControl): ControlHandler {
       await Promise.all(chosen.map((i) => (daemon.lifecycle ? daemon.lifecycle.unload(i.name, 'unload command') : i.unload('unload command'))));
       return withLifecycle(supervisor.status(chosen.map((i) => i.name)));
     },
-    health: () => supervisor.health(),
+    // `ready` answers `health --ready` (Kubernetes readiness): the gateway listens and has an instance to serve.
+    health: () => ({ ...supervisor.health(), ready: supervisor.readiness((daemon.gateway?.address ?? null) !== null) }),
     // `fresh`: ask nvidia-smi now (supervisor gpus); else the last answer, so status stays fast.
     gpus: async (args) => {
       const monitor = daemon.gpus;

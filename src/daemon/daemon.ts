@@ -8,7 +8,7 @@ import { combinePlans, type PlanPart } from '../config/combine-plans.ts';
 import type { ConfigKind } from '../config/config-kind.ts';
 import { getConfigPath, loadLaunchPlan, missingConfigError } from '../config/load-config.ts';
 import { makeControlHandler, type BootStepsView } from '../control/handlers.ts';
-import { startControlServer, type ControlServer } from '../control/server.ts';
+import { startControlServer, type ControlHandler, type ControlServer } from '../control/server.ts';
 import { ConfigError, formatConfigIssue } from '../errors.ts';
 import { createLogger } from '../logging/logger.ts';
 import { makeInstanceDeps } from '../supervise/effects.ts';
@@ -129,7 +129,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     log,
   });
   supervisor.watchTransitions((instance, event) => lifecycle.noteState(instance, event.to));
-  const gateway = makeDaemonGateway({ supervisor, log: log.child({ component: 'gateway' }), gpu: gpuMetrics, lifecycle });
+  // The dashboard acts through the control socket's own handler (set below, before the gateway first starts).
+  let control: ControlHandler | null = null;
+  const gateway = makeDaemonGateway({ supervisor, log: log.child({ component: 'gateway' }), gpu: gpuMetrics, lifecycle, control: () => control });
   const applyGateway = (plan: LaunchPlan) =>
     gateway.apply(plan.gateway).catch((err: Error) => log.error({ err, event: 'gateway-failed' }, `gateway: ${err.message}`));
 
@@ -180,11 +182,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     },
   };
 
-  server = await startControlServer({
-    path: socketPath,
-    handle: makeControlHandler({ supervisor, reload: daemon.reload, serve: daemon.serve, version, bootSteps, gateway, gpus, lifecycle }),
-    log,
-  });
+  control = makeControlHandler({ supervisor, reload: daemon.reload, serve: daemon.serve, version, bootSteps, gateway, gpus, lifecycle });
+  server = await startControlServer({ path: socketPath, handle: control, log });
   log.info({ event: 'listening', socket: socketPath, config: sources.get('llama-cpp') ?? null, configs: Object.fromEntries(sources), version, daemon_pid: process.pid }, `supervisor ${version} listening on ${socketPath}`);
   // After the socket: a second daemon on the same socket has been refused by now, so what we find is truly orphaned.
   if (sweep) await stopOrphans({ log });

@@ -11,6 +11,8 @@ import type { GatewayLifecycle } from './request-handler.ts';
 import type { RouterModels } from './router-models.ts';
 import type { Gateway } from './server.ts';
 import type { Log } from '../logging/log.ts';
+import type { ControlHandler } from '../control/server.ts';
+import type { UiRoutes } from '../ui/http.ts';
 
 export interface DaemonGateway {
   /** Applies a (re)loaded plan (undefined: off): starts the gateway on first enable, else reloads it (routes, address, on/off). */
@@ -25,8 +27,22 @@ export interface DaemonGateway {
 }
 
 /** A gateway handle for the daemon; nothing of the gateway is loaded until a plan enables it. */
-export function makeDaemonGateway({ supervisor, log, gpu, lifecycle }: { supervisor: Pick<Supervisor, 'instances' | 'instance' | 'plan'>; log: Log; gpu?: () => GpuMetricsView | null; lifecycle?: GatewayLifecycle & RouterModels }): DaemonGateway {
+export function makeDaemonGateway({
+  supervisor,
+  log,
+  gpu,
+  lifecycle,
+  control,
+}: {
+  supervisor: Pick<Supervisor, 'instances' | 'instance' | 'plan' | 'watchTransitions'>;
+  log: Log;
+  gpu?: () => GpuMetricsView | null;
+  lifecycle?: GatewayLifecycle & RouterModels;
+  /** The control socket's commands, which the dashboard (/ui) reads and acts through; absent: no dashboard. */
+  control?: () => ControlHandler | null;
+}): DaemonGateway {
   let gateway: Gateway | null = null;
+  let ui: UiRoutes | null = null;
   // Applies run one after another, so two reloads cannot start two listeners.
   let queue: Promise<unknown> = Promise.resolve();
   return {
@@ -35,8 +51,21 @@ export function makeDaemonGateway({ supervisor, log, gpu, lifecycle }: { supervi
       const run = queue.then(async () => {
         if (gateway) return gateway.reload(plan);
         if (!plan.enabled) return;
-        const [{ startGateway }, { fromSupervisor }] = await Promise.all([import('./server.ts'), import('./targets.ts')]);
-        gateway = await startGateway({ plan, targets: fromSupervisor(supervisor), log, gpu, lifecycle });
+        const [{ startGateway }, { fromSupervisor }, { Dashboard }, { makeUiRoutes }] = await Promise.all([
+          import('./server.ts'),
+          import('./targets.ts'),
+          import('../ui/dashboard.ts'),
+          import('../ui/http.ts'),
+        ]);
+        const handler = control?.();
+        // Made once, with the gateway: its timeline starts here (before the config's instances are started).
+        if (handler)
+          ui = makeUiRoutes({
+            dashboard: new Dashboard({ control: handler, watchTransitions: (w) => supervisor.watchTransitions(w) }),
+            control: handler,
+            routed: (name) => supervisor.plan.instances.some((i) => i.name === name),
+          });
+        gateway = await startGateway({ plan, targets: fromSupervisor(supervisor), log, gpu, lifecycle, ui: () => ui });
       });
       queue = run.catch(() => undefined);
       return run;

@@ -22,11 +22,18 @@ import type { RouterModels } from './router-models.ts';
 import type { RequestSlots } from './slots.ts';
 import type { GatewayTargets, TargetView } from './targets.ts';
 import type { Log } from '../logging/log.ts';
+import type { UiRoutes } from '../ui/http.ts';
 
 /** A connection refused by an instance the supervisor still thinks ready is retried this often (the crash is noticed meanwhile). */
 const MAX_REFUSED_ATTEMPTS = 3;
 /** How long a refused connection waits for the supervisor to notice the crash before trying again. */
 const REFUSED_RECHECK_MS = 1000;
+/**
+ * A connection reset before any answer is taken as the instance dying under the request when the supervisor sees it
+ * leave `ready` within this long (its exit is noticed in milliseconds); then the request is sent again once, after the
+ * restart. Later than that, the instance is alive and the reset is its answer: 502.
+ */
+const DEATH_NOTICE_MS = 1000;
 /** While a request waits for a load, look again (and send a keep-alive comment) this often. */
 const LOAD_RECHECK_MS = 5000;
 /** Status recorded for a client that went away before its answer was complete (nginx's convention). */
@@ -60,6 +67,8 @@ export interface HandlerDeps {
   lifecycle?: GatewayLifecycle & RouterModels;
   /** max_concurrent / max_queue per instance. */
   slots: RequestSlots;
+  /** The dashboard's routes (absent: /ui answers 404). */
+  ui?: () => UiRoutes | null;
 }
 
 /** What the gateway asks of the on-demand loader. */
@@ -106,6 +115,11 @@ export function makeRequestHandler(deps: HandlerDeps): (req: IncomingMessage, re
     if (match.auth && !config.checkKey(req.headers)) {
       const refusal = { status: 401 as const, message: 'missing or wrong API key: send it as x-api-key or Authorization: Bearer' };
       return refuse({ res, flavor, refusal, instance: '', started, head });
+    }
+    if (match.kind === 'ui') {
+      const ui = deps.ui?.();
+      if (!ui) return refuse({ res, flavor, refusal: { status: 404, message: 'the dashboard is not served by this gateway' }, instance: '', started, head });
+      return ui.handle(match.route, req, res, { keyed: config.plan.apiKey !== null });
     }
     if (match.kind === 'local') return answerLocal({ route: match.route, req, res, ctx: { ...localContext, routeTable: config.routeTable } });
     void proxy({ req, res, config, flavor, pathname, started }).catch((err: Error) => {
@@ -215,6 +229,7 @@ export function makeRequestHandler(deps: HandlerDeps): (req: IncomingMessage, re
     const history: WaitHistory = { sawTransition: false, usedStoppedGrace: false };
     const lifecycle = deps.lifecycle;
     let refusedAttempts = 0;
+    let resentAfterDeath = false;
     let loading = false;
     for (;;) {
       if (res.destroyed) return;
@@ -257,6 +272,7 @@ export function makeRequestHandler(deps: HandlerDeps): (req: IncomingMessage, re
           release();
           continue;
         }
+        const run = target!.restarts;
         const end = inFlight.begin(name);
         let outcome: ForwardOutcome;
         try {
@@ -265,6 +281,16 @@ export function makeRequestHandler(deps: HandlerDeps): (req: IncomingMessage, re
           release();
         }
         end();
+        // Reset before any answer because the instance died (kill -9, a crash, its listen socket closed with this
+        // connection still in its backlog): nothing was answered, so it is sent again once, to the restarted instance.
+        // Only once: a request that itself crashes the server gets its 502 the second time.
+        if (outcome.kind === 'failed' && !resentAfterDeath && (await diedUnder(name, run, signal))) {
+          resentAfterDeath = true;
+          metrics.observeUpstreamError({ instance: name, kind: 'failed' });
+          log.warn({ event: 'gateway-upstream-died', instance: name, path: pathname, error: outcome.error.code ?? outcome.error.message }, `gateway: ${name} exited under a request; sending it again after the restart`);
+          history.sawTransition = true;
+          continue;
+        }
         const next = accountFor({ outcome, name, pathname, started });
         if (next === 'done') return;
         if (next !== 'retry') return refuse({ res, flavor, refusal: next, instance: name, started });
@@ -278,6 +304,21 @@ export function makeRequestHandler(deps: HandlerDeps): (req: IncomingMessage, re
       }
       if (waitFor > 0 && !(await targets.nextChange(name, waitFor, signal())) && signal().aborted) return;
     }
+  }
+
+  // Whether the run a request was sent to (`run`: its restart count then) has ended or ends within DEATH_NOTICE_MS.
+  async function diedUnder(name: string, run: number, signal: () => AbortSignal): Promise<boolean> {
+    const ended = () => {
+      const now = targets.get(name);
+      return now === undefined || now.state !== 'ready' || now.restarts !== run;
+    };
+    if (ended()) return true;
+    const deadline = performance.now() + DEATH_NOTICE_MS;
+    for (let left = DEATH_NOTICE_MS; left > 0; left = deadline - performance.now()) {
+      if (!(await targets.nextChange(name, left, signal()))) return false;
+      if (ended()) return true;
+    }
+    return false;
   }
 
   // Records a forward's outcome; says whether the request is answered, should be retried, or gets a refusal.

@@ -2,12 +2,15 @@
 // forwards to an instance, and which need the API key. Matching uses the path
 // only; the query string (`/v1/messages?beta=true`) goes upstream unchanged.
 
+import type { UiRoute } from '../ui/http.ts';
+
 /** Routes the gateway answers without an instance. */
 export type LocalRoute = 'root' | 'hello' | 'telemetry' | 'health' | 'models' | 'metrics' | 'router-models' | 'router-load' | 'router-unload' | 'running';
 
 export type RouteMatch =
   | { kind: 'local'; route: LocalRoute; auth: boolean }
   | { kind: 'proxy'; auth: true }
+  | { kind: 'ui'; route: UiRoute; auth: boolean }
   | { kind: 'method-not-allowed'; allow: string }
   | { kind: 'not-found' };
 
@@ -37,6 +40,17 @@ const LOCAL: Record<string, { route: LocalRoute; methods: readonly string[]; aut
   '/running': { route: 'running', methods: ['GET'], auth: true },
 };
 
+/** The dashboard (src/ui/): the page asks for the key itself, so it is served to anyone; its data and actions need the key. */
+const UI: Record<string, { route: UiRoute; methods: readonly string[]; auth: boolean }> = {
+  '/ui': { route: 'ui-page', methods: ['GET', 'HEAD'], auth: false },
+  '/ui/': { route: 'ui-page', methods: ['GET', 'HEAD'], auth: false },
+  '/ui/events': { route: 'ui-events', methods: ['GET'], auth: true },
+  '/ui/log': { route: 'ui-log', methods: ['GET'], auth: true },
+  '/ui/action': { route: 'ui-action', methods: ['POST'], auth: true },
+  // llama.cpp router mode's status stream, fed by the dashboard's state.
+  '/models/sse': { route: 'models-sse', methods: ['GET'], auth: true },
+};
+
 /** Telemetry from older Claude Code versions (`/api/event_logging/batch`, `/v2/batch`): swallowed, never forwarded. */
 const TELEMETRY_PREFIX = '/api/event_logging/';
 
@@ -46,6 +60,11 @@ export function matchRoute(method: string, pathname: string): RouteMatch {
   if (local) {
     if (local.methods.includes(method)) return { kind: 'local', route: local.route, auth: local.auth };
     return { kind: 'method-not-allowed', allow: local.methods.join(', ') };
+  }
+  const ui = UI[pathname];
+  if (ui) {
+    if (ui.methods.includes(method)) return { kind: 'ui', route: ui.route, auth: ui.auth };
+    return { kind: 'method-not-allowed', allow: ui.methods.join(', ') };
   }
   if (pathname.startsWith(TELEMETRY_PREFIX)) {
     // No key needed: a sink that answers {} must never make an old CLI hang or retry.

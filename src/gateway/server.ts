@@ -17,6 +17,7 @@ import { makeRouteTable } from './route-table.ts';
 import type { GatewayTargets } from './targets.ts';
 import { holdYoungGeneration } from './young-generation.ts';
 import type { Log } from '../logging/log.ts';
+import type { UiRoutes } from '../ui/http.ts';
 
 /** Connection limits that keep slow or idle clients from holding the gateway. */
 export interface GatewayTimeouts {
@@ -62,6 +63,7 @@ export async function startGateway({
   timeouts = DEFAULT_TIMEOUTS,
   gpu,
   lifecycle,
+  ui,
 }: {
   plan: GatewayPlan;
   targets: GatewayTargets;
@@ -71,6 +73,8 @@ export async function startGateway({
   gpu?: () => GpuMetricsView | null;
   /** Loading on demand. */
   lifecycle?: GatewayLifecycle & RouterModels;
+  /** The dashboard's routes. */
+  ui?: () => UiRoutes | null;
 }): Promise<Gateway> {
   holdYoungGeneration();
   const limits: GatewayTimeouts = { ...DEFAULT_TIMEOUTS, ...timeouts };
@@ -80,7 +84,7 @@ export async function startGateway({
   const bodyBudget: BodyBudget = new BodyBudget(plan.bodyMemoryBytes, { onIdle: makeBodyMemoryReturn(() => bodyBudget.used === 0) });
   let serving = makeServingConfig(plan, targets);
   const slots = new RequestSlots();
-  const handler = makeRequestHandler({ current: () => serving, targets, inFlight, bodyBudget, metrics, agent, log, startedAt: new Date(), gpu, lifecycle, slots });
+  const handler = makeRequestHandler({ current: () => serving, targets, inFlight, bodyBudget, metrics, agent, log, startedAt: new Date(), gpu, lifecycle, slots, ui });
   let server: http.Server | null = null;
   let address: { host: string; port: number } | null = null;
   let closed: Promise<void> | null = null;

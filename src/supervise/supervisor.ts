@@ -27,6 +27,12 @@ export interface HealthSummary {
   strict: { code: 0 | 1 | 2; line: string };
 }
 
+/** `supervisor health --ready` (a Kubernetes readinessProbe): 0 when the gateway listens and has an instance to send a request to. */
+export interface ReadyVerdict {
+  code: 0 | 1;
+  line: string;
+}
+
 /** States after which `background = false` lets the next instance start. */
 const SETTLED: readonly InstanceState[] = ['ready', 'fatal', 'backoff', 'stopped'];
 
@@ -156,6 +162,22 @@ export class Supervisor {
     // and stopped on purpose are both healthy: an autoheal restart would only undo them.
     const notes = [loading.length > 0 ? `starting: ${names(loading)}` : '', down.length > 0 ? `stopped: ${names(down)}` : ''].filter(Boolean);
     return { code: 0, line: `healthy: ${[summary, ...notes].join('; ')}`, strict };
+  }
+
+  /**
+   * Whether the gateway can serve a request now: it listens and some enabled instance of the config is
+   * ready, or idle (on demand: the request loads it). System services (sshd) are not behind the gateway.
+   */
+  readiness(gatewayListening: boolean): ReadyVerdict {
+    const configured = this.#plan.enabled ? [...this.#instances.values()].filter((i) => i.plan.enabled) : [];
+    const serving = configured.filter((i) => i.state === 'ready' || i.state === 'idle');
+    const summary = `${serving.length}/${configured.length} can serve`;
+    if (!gatewayListening) return { code: 1, line: `not ready: the gateway is not listening; ${summary}` };
+    if (serving.length === 0) {
+      const states = configured.map((i) => `${i.name} ${i.state}`).join(', ') || 'no enabled instance';
+      return { code: 1, line: `not ready: ${summary}; ${states}` };
+    }
+    return { code: 0, line: `ready: ${summary} (${serving.map((i) => i.name).join(', ')})` };
   }
 
   /**

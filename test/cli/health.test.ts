@@ -27,4 +27,15 @@ describe('supervisor health with no daemon', () => {
     expect(r.code).toBe(3);
     expect(r.stderr).toMatch(/daemon is not running/);
   });
+
+  it('answers 1 for Kubernetes under --live and --ready (no daemon is neither alive nor ready)', () => {
+    expect(health('--live')).toMatchObject({ code: 1, stdout: expect.stringMatching(/^unhealthy: supervisor daemon is not running/) });
+    expect(health('--ready')).toMatchObject({ code: 1, stdout: expect.stringMatching(/^not ready: supervisor daemon is not running/) });
+  });
+
+  it('refuses two modes at once with a usage error (2)', () => {
+    const r = health('--live', '--ready');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--live and --ready cannot be combined/);
+  });
 });

@@ -48,8 +48,12 @@ default = false
 const instance = (name: string, port: number, control = '') => `[instance.${name}.control]\n${control}\n[instance.${name}.server]\nport = ${port}\n`;
 
 async function start(text: string): Promise<DaemonHandle> {
-  daemon = await startDaemon(text.replaceAll('@MODEL@', model));
-  return daemon;
+  const d = (daemon = await startDaemon(text.replaceAll('@MODEL@', model)));
+  // The control socket answers before the gateway listens (the orphan sweep comes between), and no instance of these
+  // configs becomes ready by itself to say the gateway is up: wait for the gateway to answer.
+  const gateway = Number(/\[gateway\][^[]*?port = (\d+)/.exec(text)?.[1]);
+  await d.waitFor(() => rawRequest({ port: gateway, method: 'GET', path: '/health' }).then(() => true, () => false), 10_000, 'the gateway');
+  return d;
 }
 
 const chat = (port: number, name: string, maxTokens = 4) =>

@@ -383,6 +383,48 @@ describe('waiting for an instance', () => {
   });
 });
 
+describe('an instance that resets the connection before answering', () => {
+  it('died under the request (it leaves ready): sent again once, to the restarted instance', async () => {
+    const restarted = await startUpstream();
+    cleanups.push(() => restarted.close());
+    const { post, targets, upstream } = await setup({
+      upstreamHandler: (req) => {
+        // Its process dies with the request unanswered; the supervisor sees the exit, then restarts it on a new port.
+        req.socket.destroy();
+        setTimeout(() => targets.update('a', { state: 'backoff', restarts: 1 }), 20);
+        setTimeout(() => targets.update('a', { state: 'ready', port: restarted.port }), 100);
+      },
+    });
+    const res = await post('/v1/messages', chatBody);
+    expect(res.status, res.text).toBe(200);
+    expect(upstream.seen).toHaveLength(1);
+    expect(restarted.seen).toHaveLength(1);
+  });
+
+  it('a reset by an instance that stays ready is its answer: 502, sent once', async () => {
+    const { post, upstream } = await setup({ upstreamHandler: (req) => req.socket.destroy() });
+    const res = await post('/v1/messages', chatBody);
+    expect(res.status).toBe(502);
+    expect(res.json().error.message).toBe('instance "a" lost the connection: ECONNRESET');
+    expect(upstream.seen).toHaveLength(1);
+  });
+
+  it('a request that kills every run of its instance is sent twice at most, then 502', async () => {
+    let runs = 0;
+    const { post, targets, upstream } = await setup({
+      upstreamHandler: (req) => {
+        req.socket.destroy();
+        const run = ++runs;
+        setTimeout(() => targets.update('a', { state: 'backoff', restarts: run }), 10);
+        setTimeout(() => targets.update('a', { state: 'ready' }), 50);
+      },
+    });
+    const res = await post('/v1/messages', chatBody);
+    expect(res.status).toBe(502);
+    expect(upstream.seen).toHaveLength(2);
+  });
+});
+
 describe('drain', () => {
   it('waits for in-flight requests and holds new ones until released', async () => {
     let release!: () => void;

@@ -13,6 +13,16 @@ describe('matchRoute', () => {
     expect(matchRoute('GET', '/metrics')).toEqual({ kind: 'local', route: 'metrics', auth: true });
   });
 
+  it('the dashboard: the page is open to anyone (it asks for the key), its data and actions need the key', () => {
+    expect(matchRoute('GET', '/ui')).toEqual({ kind: 'ui', route: 'ui-page', auth: false });
+    expect(matchRoute('HEAD', '/ui/')).toEqual({ kind: 'ui', route: 'ui-page', auth: false });
+    expect(matchRoute('GET', '/ui/events')).toEqual({ kind: 'ui', route: 'ui-events', auth: true });
+    expect(matchRoute('GET', '/ui/log')).toEqual({ kind: 'ui', route: 'ui-log', auth: true });
+    expect(matchRoute('POST', '/ui/action')).toEqual({ kind: 'ui', route: 'ui-action', auth: true });
+    expect(matchRoute('GET', '/ui/action')).toEqual({ kind: 'method-not-allowed', allow: 'POST' });
+    expect(matchRoute('GET', '/models/sse')).toEqual({ kind: 'ui', route: 'models-sse', auth: true });
+  });
+
   it('proxied POST routes need the key', () => {
     for (const path of ['/v1/messages', '/v1/messages/count_tokens', '/v1/chat/completions', '/v1/completions', '/v1/embeddings']) {
       expect(matchRoute('POST', path)).toEqual({ kind: 'proxy', auth: true });

@@ -108,6 +108,29 @@ describe('startAll', () => {
   });
 });
 
+describe('readiness() (health --ready, the Kubernetes readinessProbe)', () => {
+  it('ready only while the gateway listens and an enabled instance is ready or idle on demand', async () => {
+    const { world, sup } = setup([{ name: 'a' }, { name: 'b' }, { name: 'off', enabled: false }]);
+    expect(sup.readiness(true)).toEqual({ code: 1, line: 'not ready: 0/2 can serve; a stopped, b stopped' });
+    await sup.startAll();
+    expect(sup.readiness(true)).toEqual({ code: 1, line: 'not ready: 0/2 can serve; a starting, b starting' });
+    await makeReady(world, 'a');
+    // One instance is enough: the gateway holds requests for the other while it loads.
+    expect(sup.readiness(true)).toEqual({ code: 0, line: 'ready: 1/2 can serve (a)' });
+    expect(sup.readiness(false)).toEqual({ code: 1, line: 'not ready: the gateway is not listening; 1/2 can serve' });
+    // Unloaded to idle: the next request loads it again, so the pod may take traffic.
+    await sup.instance('a')?.unload('test');
+    expect(sup.instance('a')?.state).toBe('idle');
+    expect(sup.readiness(true)).toEqual({ code: 0, line: 'ready: 1/2 can serve (a)' });
+    expectConsistent(world);
+  });
+
+  it('names the lack of instances when none is enabled', () => {
+    const { sup } = setup([{ name: 'off', enabled: false }]);
+    expect(sup.readiness(true)).toEqual({ code: 1, line: 'not ready: 0/0 can serve; no enabled instance' });
+  });
+});
+
 describe('health()', () => {
   // Each step: the Docker verdict (code, line) and the strict one beside it.
   const verdicts = (sup: Supervisor) => {

@@ -19,9 +19,13 @@ Control (talks to the daemon on $SUPERVISOR_SOCKET, default /run/infer-dev/super
     [--engine vllm|sglang]       ... of upstream's vLLM/SGLang runner file
                                  (default AUTO_INFER_VLLM_CONFIG / _SGLANG_CONFIG)
   logs NAME [-n N] [-f]          last N lines of an instance's log; -f follows
-  health [--strict] [--json]     for HEALTHCHECK: exit 0 healthy (ready, loading or stopped
+  health [--strict|--live|--ready] [--json]
+                                 for HEALTHCHECK: exit 0 healthy (ready, loading or stopped
                                  on purpose), 1 fatal/backoff/failing or no daemon;
-                                 --strict: 0 all ready, 1 failed or stopped, 2 starting, 3 no daemon
+                                 --strict: 0 all ready, 1 failed or stopped, 2 starting, 3 no daemon;
+                                 --live: 0 the daemon answers, else 1 (Kubernetes liveness);
+                                 --ready: 0 the gateway listens with an instance ready or idle
+                                 on demand, else 1 (Kubernetes readiness)
 Bundle
   install-pkg [ARCHIVE] [--force] [--no-verify] [--restart] [--json]
                                  install a llama.cpp bundle (.tar, .tar.gz, .tgz, .zip)

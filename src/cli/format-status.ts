@@ -34,8 +34,9 @@ function formatLastExit(status: InstanceStatus): string {
 /** Aligned columns, one row per instance. */
 export function formatStatusTable(rows: readonly StatusRow[]): string {
   if (rows.length === 0) return 'no instances configured\n';
+  // Other engines than llama-server (and sshd) say so beside the name; an older daemon sends no engine.
   const cells = rows.map((s) => [
-    s.name,
+    s.engine === undefined || s.engine === 'llama-server' || s.engine === 'service' ? s.name : `${s.name} (${s.engine})`,
     s.state,
     s.pid === null ? '-' : String(s.pid),
     formatDuration(s.uptime_s),

@@ -13,6 +13,7 @@ import { isFitReduced, loadPercent, type LoadPhase, type LoadReport } from '../g
 import type { ExitSnapshot } from '../gpu/release-barrier.ts';
 import type { Clock, TimerHandle } from './clock.ts';
 import { LoadTracker } from './load-tracker.ts';
+import type { EngineName } from '../engines/engine.ts';
 import { engineFacts } from '../engines/registry.ts';
 import type { HealthProber } from './health-probe.ts';
 import {
@@ -56,6 +57,8 @@ export interface TransitionEvent {
 /** `supervisor status --json`: exactly these keys. */
 export interface InstanceStatus {
   name: string;
+  /** What runs (src/engines/): llama-server, vllm, sglang, command, or service (sshd). */
+  engine: EngineName;
   state: InstanceState;
   /** When the instance entered its state (ISO), and why. */
   state_since: string | null;
@@ -177,6 +180,7 @@ export class Instance extends EventEmitter {
     const now = this.#deps.clock.now();
     return {
       name: this.#plan.name,
+      engine: this.#plan.engine ?? 'llama-server',
       state: m.state,
       state_since: m.since === null ? null : new Date(m.since).toISOString(),
       state_reason: m.reason === '' ? null : m.reason,

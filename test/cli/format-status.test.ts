@@ -5,6 +5,7 @@ import { formatStatusTable, type StatusRow } from '../../src/cli/format-status.t
 
 const row = (over: Partial<StatusRow>): StatusRow => ({
   name: 'a',
+  engine: 'llama-server',
   state: 'ready',
   state_since: '2026-12-02T10:00:00.000Z',
   state_reason: 'health check /health answered 200',
@@ -41,3 +42,12 @@ describe('formatStatusTable', () => {
     expect(lines).toHaveLength(5);
   });
 });
+
+describe('engines', () => {
+  it('names the engine beside instances that are not llama-server', () => {
+    const text = formatStatusTable([row({ name: 'qwen', engine: 'vllm' }), row({ name: 'b' })]);
+    expect(text).toContain('qwen (vllm)');
+    expect(text).not.toContain('(llama-server)');
+  });
+});
+

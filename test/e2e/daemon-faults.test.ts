@@ -31,7 +31,7 @@ describe('daemon with fake servers', () => {
     const rows = daemon.status();
     expect(rows.map((r) => r.name)).toEqual(['a', 'b']);
     expect(Object.keys(rows[0]).sort()).toEqual(
-      ['context', 'fit', 'gpu', 'gpu_ids', 'inflight', 'last_exit', 'lifecycle', 'load', 'log_file', 'name', 'next_restart_at', 'pid', 'port', 'requests', 'restarts', 'state', 'state_reason', 'state_since', 'uptime_s'].sort(),
+      ['context', 'engine', 'fit', 'gpu', 'gpu_ids', 'inflight', 'last_exit', 'lifecycle', 'load', 'log_file', 'name', 'next_restart_at', 'pid', 'port', 'requests', 'restarts', 'state', 'state_reason', 'state_since', 'uptime_s'].sort(),
     );
     expect(rows[0]).toMatchObject({ port: p1, restarts: 0, last_exit: null, log_file: `${daemon.dir}/llama-server-a.log` });
     expect(daemon.cli('health')).toMatchObject({ code: 0, stdout: 'healthy: 2/2 ready\n' });

@@ -14,7 +14,7 @@ import {
   type TransitionRecord,
 } from '../support/fake-instance-deps.ts';
 
-const STATUS_KEYS = ['context', 'fit', 'gpu', 'gpu_ids', 'last_exit', 'load', 'log_file', 'name', 'next_restart_at', 'pid', 'port', 'restarts', 'state', 'state_reason', 'state_since', 'uptime_s'];
+const STATUS_KEYS = ['context', 'engine', 'fit', 'gpu', 'gpu_ids', 'last_exit', 'load', 'log_file', 'name', 'next_restart_at', 'pid', 'port', 'restarts', 'state', 'state_reason', 'state_since', 'uptime_s'];
 
 interface Setup {
   world: FakeWorld;
@@ -806,6 +806,7 @@ describe('status()', () => {
 
     expect(seen[0]).toEqual({
       name: 'llm',
+      engine: 'llama-server',
       state: 'stopped',
       state_since: null,
       state_reason: null,

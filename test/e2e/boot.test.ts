@@ -765,6 +765,47 @@ describe('environment toggles', () => {
     expect(await findProcessesWithEnv({ INFER_DEV_INSTANCE: name })).toEqual([]);
   });
 
+  it("vLLM as upstream's entry did it: the offline bundle installed at boot, then AUTO_INFER_VLLM_CONFIG served from it (the stand-in engine)", async () => {
+    const dir = join(root, 'toggles-vllm');
+    mkdirSync(join(dir, 'template'), { recursive: true });
+    writeFileSync(join(dir, 'template', 'pixi.toml'), '[workspace]\nchannels = ["conda-forge"]\n');
+    // The bundle's "packages" are the engine stand-in itself (test/fixtures/engines), so the installed environment serves it.
+    mkdirSync(join(dir, 'bundle', 'channel'), { recursive: true });
+    spawnSync('cp', ['-R', join(REPO_ROOT, 'test/fixtures/engines/vllm-project/standin'), join(dir, 'bundle', 'channel', 'standin')]);
+    writeFileSync(join(dir, 'bundle', 'channel', 'vllm.py'), '');
+    const bundle = join(dir, 'vllm-offline-bundle.tar');
+    expect(spawnSync('tar', ['-cf', bundle, '-C', join(dir, 'bundle'), 'channel']).status).toBe(0);
+    const name = `${TAG}-vllm`;
+    const config = join(dir, 'vllm.toml');
+    writeFileSync(config, `[master]\napi_server_module = "standin.api_server"\n[instance.control]\nlog_dir = ${JSON.stringify(dir)}\nenv = { STANDIN_LOAD_S = "0.3" }\n[instance.${name}.server]\nhost = "127.0.0.1"\nport = 18093\nmodel = "Qwen/Qwen2-VL-7B-Instruct"\n`);
+    const boot = await startBoot({
+      env: {
+        PATH: `${join(REPO_ROOT, 'test/fixtures/engines/install-bin')}:${process.env.PATH}`,
+        AUTO_INFER_VLLM_BUNDLE_ON_BOOT: '1',
+        AUTO_INFER_VLLM_BUNDLE_PATH: bundle,
+        AUTO_INFER_VLLM_PIXI_TEMPLATE_DIR: join(dir, 'template'),
+        AUTO_INFER_VLLM_PIXI_PROJECT_DIR: join(dir, 'vllm-pixi-offline'),
+        AUTO_INFER_VLLM_ON_BOOT: 'true',
+        AUTO_INFER_VLLM_CONFIG: config,
+      },
+    });
+    await boot.waitBooted();
+    const rows = await boot.waitFor('the vLLM serve step', async () => {
+      const seen = (await boot.request('boot-steps')) as BootStep[];
+      return seen.some((r) => r.name === 'serve vllm' && r.state !== 'running') ? seen : null;
+    }, 30_000);
+    expect(step(rows, 'bundle vllm')).toMatchObject({ state: 'ok', message: expect.stringContaining('installed vllm-offline-bundle.tar') });
+    expect(step(rows, 'serve vllm')).toMatchObject({ state: 'ok', message: `started: ${name}` });
+    const ready = (await boot.waitState(name, 'ready')) as Rec;
+    expect(ready.engine).toBe('vllm');
+    const logs = (await boot.request('logs', { name, lines: 50 })) as { lines: string[] };
+    expect(logs.lines.join('\n')).toContain(`pixi run --manifest-path ${join(dir, 'vllm-pixi-offline')} --environment default --frozen python -m standin.api_server`);
+    expect(lstatSync(join(dir, 'vllm-pixi-offline')).isSymbolicLink()).toBe(true);
+    process.kill(await boot.pid1(), 'SIGTERM');
+    expect((await boot.exited).code).toBe(0);
+    expect(await findProcessesWithEnv({ INFER_DEV_INSTANCE: name })).toEqual([]);
+  });
+
   it('an unknown boolean value gives a warning naming the variable and counts as off', async () => {
     const dir = join(root, 'toggles-unknown');
     mkdirSync(dir);

@@ -189,6 +189,16 @@ describe('strict errors on broken variants', () => {
     expect(errors(text, ctx(kind as ConfigKind)).join('\n')).toContain(`${path}:`);
   });
 
+  it('supervisor config check --engine vllm: a broken variant exits 2 naming file, line and key', () => {
+    const file = fixturePath('vllm-qwen2-vl-7b.toml');
+    const r = spawnSync(process.execPath, [CLI, 'config', 'check', '--engine', 'vllm', file], { encoding: 'utf8', timeout: 20_000, env: { ...process.env, AUTO_INFER_VLLM_OVERRIDES: '{"master":{"pixi_environment":1}}' } });
+    expect(r.status).toBe(2);
+    expect(r.stdout).toContain('AUTO_INFER_VLLM_OVERRIDES: error: master.pixi_environment');
+    const ok = spawnSync(process.execPath, [CLI, 'config', 'check', '--engine', 'vllm', file], { encoding: 'utf8', timeout: 20_000 });
+    expect(ok.status).toBe(0);
+    expect(ok.stdout).toContain(`${file}: ok, 1 instance(s), 1 enabled`);
+  });
+
   it('broken TOML names the line', () => {
     const result = makeLaunchPlan('[instance.a.server\n', ctx('vllm'));
     expect(result.plan).toBeNull();

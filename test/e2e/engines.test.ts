@@ -146,6 +146,30 @@ describe('the vLLM stand-in, from an upstream vLLM file (AUTO_INFER_VLLM_CONFIG)
   });
 });
 
+describe('reload and serve with upstream files', () => {
+  it('reload re-reads the vLLM file: a changed instance restarts on its new port; a broken file given to serve is refused and not kept', async () => {
+    const [port, moved] = await freePorts(2);
+    const file = vllmFile(vllmInstance('r', port, { loadS: 0.2 }), 'reload.toml');
+    const d = await start('[master]\n', { AUTO_INFER_VLLM_CONFIG: file });
+    const first = await d.waitForState('r', 'ready', 20_000);
+    vllmFile(vllmInstance('r', moved, { loadS: 0.2 }), 'reload.toml');
+    const reload = d.cli('reload');
+    expect(reload.code, reload.stderr).toBe(0);
+    await d.waitFor(() => {
+      const row = d.status().find((r) => r.name === 'r')!;
+      return row.state === 'ready' && row.port === moved && row.pid !== first.pid;
+    }, 20_000, () => `r ready on ${moved} (last: ${JSON.stringify(d.status())})`);
+    const broken = join(dir, 'broken.toml');
+    writeFileSync(broken, '[master]\nllama_cpp_path = "x"\n');
+    const refused = d.cli('serve', '--engine', 'vllm', broken);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('master.llama_cpp_path');
+    // The file that runs is still the one reload reads.
+    expect(d.cli('reload').code).toBe(0);
+    expect(d.status().find((r) => r.name === 'r')).toMatchObject({ state: 'ready', port: moved });
+  });
+});
+
 describe('the stand-in as SGLang, from an upstream SGLang file (AUTO_INFER_SGLANG_CONFIG)', () => {
   it('runs <python_path> -m <server_module> with --model-path; ready, and fatal with the OOM line', async () => {
     const [port, bad] = await freePorts(2);

@@ -170,6 +170,20 @@ describe('reload and serve with upstream files', () => {
   });
 });
 
+describe('on demand', () => {
+  it('an on-demand vLLM instance stays idle until a gateway request for its served name loads it; idle_unload_s unloads it again', async () => {
+    const [port, gateway] = await freePorts(2);
+    const file = vllmFile(vllmInstance('lazy', port, { loadS: 0.5, served: 'lazy-model', control: 'on_demand = true\nidle_unload_s = 1' }), 'lazy.toml');
+    const d = await start(`[gateway]\nhost = "127.0.0.1"\nport = ${gateway}\n`, { AUTO_INFER_VLLM_CONFIG: file });
+    await d.waitForState('lazy', 'idle', 10_000);
+    await d.waitFor(async () => (await fetch(`http://127.0.0.1:${gateway}/health`).catch(() => null)) !== null, 10_000, 'the gateway');
+    const res = await chat(gateway, 'lazy-model');
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as any).choices[0].message.content).toBe('stand-in says hi');
+    await d.waitForState('lazy', 'idle', 15_000);
+  });
+});
+
 describe('the stand-in as SGLang, from an upstream SGLang file (AUTO_INFER_SGLANG_CONFIG)', () => {
   it('runs <python_path> -m <server_module> with --model-path; ready, and fatal with the OOM line', async () => {
     const [port, bad] = await freePorts(2);

@@ -164,6 +164,8 @@ export async function installEngineBundle({
         if (!(await isFile(python))) throw new EngineBundleError(`${bundlePath}: no env/bin/python after unpacking`, { exitCode: EXIT.USAGE });
         await step('verify', python, ['-c', facts.imports], dir, VERIFY_TIMEOUT_MS);
       }
+      // Upstream ran these steps as the user who runs the engine; we hand the finished tree over to them.
+      await handOver({ dir, user: who.user, log });
       const record = { bundle_path: bundlePath, bundle_sha256: sha256, pixi_environment: environment, installed_at_unix: Math.floor(Date.now() / 1000) };
       await writeFile(join(dir, MARKER), `${JSON.stringify(record, null, 2)}\n`);
     } catch (err) {
@@ -177,6 +179,13 @@ export async function installEngineBundle({
   } finally {
     await lock.release();
   }
+}
+
+async function handOver({ dir, user, log }: { dir: string; user: string | null; log: (line: string) => void }): Promise<void> {
+  if (user === null || !systemUsers.isRoot) return;
+  const ids = systemUsers.ids?.(user) ?? null;
+  if (ids === null) return;
+  await run({ what: `chown to ${user}`, file: 'chown', args: ['-R', `${ids.uid}:${ids.gid}`, dir], cwd: dir, env: { PATH: '/usr/bin:/bin' }, timeoutMs: STEP_TIMEOUT_MS, log });
 }
 
 async function run({ what, file, args, cwd, env, timeoutMs, log }: { what: string; file: string; args: string[]; cwd: string; env: Record<string, string | undefined>; timeoutMs: number; log: (line: string) => void }): Promise<void> {

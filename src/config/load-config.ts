@@ -8,6 +8,7 @@ import { makeLaunchPlan, type PlanResult } from './launch-plan.ts';
 import type { KnownGpu } from './gpu-ids.ts';
 import { CONFIG_KINDS, type ConfigKind } from './config-kind.ts';
 import type { UserLookup } from '../engines/python-runner.ts';
+import { parsePasswd } from '../boot/authorized-keys.ts';
 
 const CONFIG_ENV = CONFIG_KINDS['llama-cpp'].configEnv;
 
@@ -155,20 +156,23 @@ export function which(name: string, path: string | undefined): string | null {
 
 /** Users from /etc/passwd, read when a vLLM or SGLang instance asks (its launch user). */
 export const systemUsers: UserLookup = {
-  home(user) {
-    let text: string;
-    try {
-      text = readFileSync('/etc/passwd', 'utf8');
-    } catch {
-      return null;
-    }
-    const fields = text.split('\n').map((line) => line.split(':')).find((f) => f[0] === user);
-    return fields?.[5] || null;
+  home: (user) => findPasswdUser(user)?.home || null,
+  ids(user) {
+    const found = findPasswdUser(user);
+    return found ? { uid: found.uid, gid: found.gid } : null;
   },
   get isRoot() {
     return process.getuid?.() === 0;
   },
 };
+
+function findPasswdUser(user: string) {
+  try {
+    return parsePasswd(readFileSync('/etc/passwd', 'utf8')).find((u) => u.name === user) ?? null;
+  } catch {
+    return null;
+  }
+}
 
 /** No config given at all: a usage error naming both ways to give one. */
 export function missingConfigError(kind: ConfigKind = 'llama-cpp'): SupervisorError {

@@ -9,6 +9,8 @@
 export interface UserLookup {
   /** The user's home directory from /etc/passwd; null when no such user. */
   home(user: string): string | null;
+  /** Their uid and gid (the bundle installer hands its files over); null when no such user. */
+  ids?(user: string): { uid: number; gid: number } | null;
   /** Whether the supervisor may switch users at all. */
   isRoot: boolean;
 }

@@ -81,6 +81,16 @@ describe('vLLM bundles (AUTO_INFER_VLLM_BUNDLE_*)', () => {
     expect((await installEngineBundle({ kind: 'vllm', env })).status).toBe('already-installed');
   });
 
+  it('the finished version is handed over to the runner user (AUTO_INFER_VLLM_USER) before the switch, when we are root', async () => {
+    const lines: string[] = [];
+    const me = process.getuid?.() === 0 ? 'root' : null;
+    await installEngineBundle({ kind: 'vllm', env: vllmEnv({ AUTO_INFER_VLLM_BUNDLE_PATH: goodVllm(), AUTO_INFER_VLLM_USER: me ?? 'nobody-here' }), log: (l) => lines.push(l) });
+    const chown = lines.find((l) => l.startsWith('chown to'));
+    if (me === null) expect(chown).toBeUndefined();
+    else expect(chown).toMatch(/^chown to root: chown -R 0:0 /);
+    expect(lines.indexOf(chown ?? '') < lines.findIndex((l) => l.startsWith('installed '))).toBe(true);
+  });
+
   it('a sha256 mismatch refuses before any change (exit 1)', async () => {
     const bundle = goodVllm();
     const err = await rejection(installEngineBundle({ kind: 'vllm', env: vllmEnv({ AUTO_INFER_VLLM_BUNDLE_PATH: bundle, AUTO_INFER_VLLM_BUNDLE_SHA256: 'ab'.repeat(32) }) }));

@@ -23,6 +23,7 @@ import { resolveExecutable, type ExecutableLookup } from './executable.ts';
 import { CONFIG_KINDS, type ConfigKind } from './config-kind.ts';
 import type { EngineLaunch, EngineName } from '../engines/engine.ts';
 import { makeCommandLaunch } from '../engines/command.ts';
+import { makeLlamaLaunch } from '../engines/llama-server.ts';
 import type { UserLookup } from '../engines/python-runner.ts';
 import { makeSglangLaunch } from '../engines/sglang.ts';
 import { makeVllmLaunch } from '../engines/vllm.ts';
@@ -133,7 +134,7 @@ function buildPlan({ document, ctx, source, kind, report }: { document: ConfigTa
       const control = { ...globalControl, ...((instance.control ?? {}) as ConfigTable) } as ControlTable & ConfigTable;
       const server = engine === 'command' ? {} : mergeServer(globalServer, (instance.server ?? {}) as ConfigTable);
       const launch =
-        engine === 'llama-server' ? makeLlamaLaunch({ server, control, executable: llamaExecutable(), ctx })
+        engine === 'llama-server' ? makeLlamaLaunch({ server, control, executable: llamaExecutable(), env: ctx.env })
         : engine === 'command' ? makeCommandLaunch(instance)
         : (engine === 'vllm' ? makeVllmLaunch : makeSglangLaunch)({ server, master, user: control.user, env: ctx.env, users: ctx.users, isFile: ctx.isFile, which: ctx.which });
       for (const warning of launch.warnings) report('warning', ['instance', name, ...warning.path], warning.message);
@@ -146,50 +147,6 @@ function buildPlan({ document, ctx, source, kind, report }: { document: ConfigTa
 function sortByDocumentOrder(names: string[], source: TomlSource): void {
   const lineOf = (name: string) => source.locate(['instance', name])?.line ?? Number.MAX_SAFE_INTEGER;
   names.sort((a, b) => lineOf(a) - lineOf(b));
-}
-
-// llama-server: upstream's argv, its LD_LIBRARY_PATH rule, and the verbosity that makes its load visible.
-function makeLlamaLaunch({
-  server,
-  control,
-  executable,
-  ctx,
-}: {
-  server: ConfigTable;
-  control: ControlTable & ConfigTable;
-  executable: { path: string; libraryDir: string | null };
-  ctx: PlanContext;
-}): EngineLaunch & { apiKey: string | null; ctxSize: number | null } {
-  const args = makeServerArgs(server);
-  const own: Record<string, string> = {};
-  for (const [key, value] of Object.entries(control.env ?? {})) own[key] = formatArg(value as ConfigValue);
-  const env: Record<string, string> = {};
-  const notes: Record<string, string> = {};
-  if (executable.libraryDir !== null) {
-    const previous = own.LD_LIBRARY_PATH ?? ctx.env.LD_LIBRARY_PATH;
-    env.LD_LIBRARY_PATH = previous ? `${executable.libraryDir}:${previous}` : executable.libraryDir;
-  }
-  if (own[LOG_VERBOSITY_ENV] === undefined && ctx.env[LOG_VERBOSITY_ENV] === undefined && !setsLogVerbosity(args)) {
-    env[LOG_VERBOSITY_ENV] = LOAD_LOG_VERBOSITY;
-    notes[LOG_VERBOSITY_ENV] = `added by the supervisor (argv unchanged): at verbosity ${LOAD_LOG_VERBOSITY} llama-server logs its buffers, offload and fit decisions, which status shows; set it or -v yourself to choose`;
-  }
-  const all = { ...own, ...env };
-  const listen = findListenAddress(args);
-  return {
-    executable: executable.path,
-    args,
-    env,
-    envNotes: notes,
-    host: listen.host,
-    port: listen.port,
-    model: findModel(args),
-    aliases: findAliases(args, all),
-    healthPath: null,
-    logPrefix: 'llama-server-',
-    warnings: [],
-    apiKey: findApiKey(args, all),
-    ctxSize: findCtxSize(args, all),
-  };
 }
 
 function buildInstance({

@@ -14,7 +14,7 @@ export interface ConfigKindFacts {
   /** The boot switch that serves it. */
   onBootEnv: string;
   /** What an `[instance.x]` without `engine` runs; `engine` may also say this or "command". */
-  engine: Exclude<EngineName, 'command' | 'service'>;
+  engine: Exclude<EngineName, 'command' | 'rpc-worker' | 'service'>;
   /** Upstream's script this replaces (for messages). */
   runner: string;
 }

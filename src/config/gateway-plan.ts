@@ -220,12 +220,14 @@ function adoptInstanceKey(instances: LaunchPlan['instances'], issues: GatewayCon
 // Instance names win over aliases; an alias shared by two instances is taken by the first.
 function makeInstanceResolver(launchPlan: Pick<LaunchPlan, 'instances'>): { resolve(value: string): string | null; describe(): string } {
   const byName = new Map<string, string>();
-  for (const instance of launchPlan.instances) byName.set(instance.name, instance.name);
-  for (const instance of launchPlan.instances) {
+  // An RPC worker is no model server: no client request resolves to it.
+  const instances = launchPlan.instances.filter((i) => i.engine !== 'rpc-worker');
+  for (const instance of instances) byName.set(instance.name, instance.name);
+  for (const instance of instances) {
     for (const alias of instance.aliases ?? []) if (!byName.has(alias)) byName.set(alias, instance.name);
   }
   return {
     resolve: (value) => byName.get(value) ?? null,
-    describe: () => launchPlan.instances.map((i) => i.name).join(', ') || 'none',
+    describe: () => instances.map((i) => i.name).join(', ') || 'none',
   };
 }

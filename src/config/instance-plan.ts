@@ -70,6 +70,8 @@ export interface InstancePlan {
   port: number;
   /** How readiness is checked: GET policy.healthPath (llama-server), or a TCP connect (sshd). */
   probe: 'http' | 'tcp';
+  /** A leader llama-server's RPC workers (its --rpc list): the start waits until each accepts TCP. Absent: none. */
+  rpcWorkers?: readonly string[];
   /** false: the next instances start only once this one is ready or has failed. */
   background: boolean;
   /** Run as this user instead of root. */

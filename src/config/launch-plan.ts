@@ -24,6 +24,7 @@ import { CONFIG_KINDS, type ConfigKind } from './config-kind.ts';
 import type { EngineLaunch, EngineName } from '../engines/engine.ts';
 import { makeCommandLaunch } from '../engines/command.ts';
 import { makeLlamaLaunch } from '../engines/llama-server.ts';
+import { findRpcWorkers, makeRpcWorkerLaunch, resolveRpcServer } from '../engines/rpc-worker.ts';
 import type { UserLookup } from '../engines/python-runner.ts';
 import { makeSglangLaunch } from '../engines/sglang.ts';
 import { makeVllmLaunch } from '../engines/vllm.ts';
@@ -132,15 +133,22 @@ function buildPlan({ document, ctx, source, kind, report }: { document: ConfigTa
       const instance = instances[name] as ConfigTable;
       const engine = ((instance.engine as EngineName | undefined) ?? CONFIG_KINDS[kind].engine) as Exclude<EngineName, 'service'>;
       const control = { ...globalControl, ...((instance.control ?? {}) as ConfigTable) } as ControlTable & ConfigTable;
-      const server = engine === 'command' ? {} : mergeServer(globalServer, (instance.server ?? {}) as ConfigTable);
+      const server = engine === 'command' || engine === 'rpc-worker' ? {} : mergeServer(globalServer, (instance.server ?? {}) as ConfigTable);
+      // A leader's `rpc = [...]` is llama-server's --rpc, after the server keys.
+      const rpc = ((instance.rpc as string[] | undefined) ?? []).map(String);
       const launch =
-        engine === 'llama-server' ? makeLlamaLaunch({ server, control, executable: llamaExecutable(), env: ctx.env })
+        engine === 'llama-server' ? withRpc(makeLlamaLaunch({ server, control, executable: llamaExecutable(), env: ctx.env }), rpc)
+        : engine === 'rpc-worker' ? makeRpcWorkerLaunch({ instance, executable: resolveRpcServer(llamaExecutable(), ctx), env: ctx.env })
         : engine === 'command' ? makeCommandLaunch(instance)
         : (engine === 'vllm' ? makeVllmLaunch : makeSglangLaunch)({ server, master, user: control.user, env: ctx.env, users: ctx.users, isFile: ctx.isFile, which: ctx.which });
       for (const warning of launch.warnings) report('warning', ['instance', name, ...warning.path], warning.message);
       return buildInstance({ name, engine, control, launch, ctx });
     }),
   };
+}
+
+function withRpc<L extends EngineLaunch>(launch: L, rpc: readonly string[]): L {
+  return rpc.length === 0 ? launch : { ...launch, args: [...launch.args, '--rpc', rpc.join(',')] };
 }
 
 // JavaScript lists integer-like keys first; TOML (and upstream) keep document order.
@@ -187,7 +195,8 @@ function buildInstance({
     gpuIds,
     host: launch.host,
     port: launch.port,
-    probe: 'http',
+    probe: launch.probe ?? 'http',
+    rpcWorkers: engine === 'llama-server' ? findRpcWorkers(launch.args) : [],
     background: c.background !== false,
     user: launch.user !== undefined ? launch.user : ((c.user as string | undefined) ?? null),
     model: launch.model,

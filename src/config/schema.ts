@@ -9,6 +9,7 @@
 import * as z from 'zod/mini';
 import { gatewaySchema } from './gateway-plan.ts';
 import { GPU_IDS_PATTERN } from './gpu-ids.ts';
+import { RPC_ADDRESS } from '../engines/rpc-worker.ts';
 
 /** `[instance.*] names`: upstream's schema pattern. */
 export const INSTANCE_NAME = /^(?!control$)(?!server$)[A-Za-z0-9][A-Za-z0-9._-]*$/;
@@ -116,23 +117,36 @@ export const serverSchema = z.catchall(
 /** The instance-level keys besides control and server: the engine, and a command instance's launch (src/engines/command.ts). */
 const instanceKeys = {
   engine: z
-    .enum(['llama-server', 'vllm', 'sglang', 'command'])
-    .check(z.describe('What runs: the file\'s own engine (default: llama-server here, vllm/sglang in their runners\' files), or "command" for any HTTP server')),
+    .enum(['llama-server', 'vllm', 'sglang', 'command', 'rpc-worker'])
+    .check(
+      z.describe(
+        'What runs: the file\'s own engine (default: llama-server here, vllm/sglang in their runners\' files), "command" for any HTTP server, or "rpc-worker" for llama.cpp\'s rpc-server',
+      ),
+    ),
   command: z
     .array(z.string().check(z.minLength(1)))
     .check(z.minLength(1), z.describe('engine = "command": the program and its arguments, run without a shell')),
-  host: z.string().check(z.minLength(1), z.describe('engine = "command": where it listens (default 127.0.0.1)')),
+  host: z.string().check(z.minLength(1), z.describe('engine = "command" or "rpc-worker": where it listens (default 127.0.0.1)')),
   port: z
     .number()
-    .check(z.int(), z.minimum(1), z.maximum(65535), z.describe('engine = "command": the port it listens on (required)')),
+    .check(z.int(), z.minimum(1), z.maximum(65535), z.describe('engine = "command": the port it listens on (required); "rpc-worker": default 50052')),
   health_path: z
     .string()
     .check(z.regex(/^\//, { error: 'expected a path starting with "/"' }), z.describe('engine = "command": readiness path answering 200 (default: control.health_path, /health)')),
   aliases: z.array(z.string().check(z.minLength(1))).check(z.describe('engine = "command": model names the gateway routes to it')),
+  allow_network: z.boolean().check(z.describe('engine = "rpc-worker": listening on a non-loopback host is meant (RPC is unauthenticated); without it config check warns')),
+  cache: z.boolean().check(z.describe('engine = "rpc-worker": rpc-server --cache, a local cache of the tensors the leader sends')),
+  threads: z.number().check(z.int(), z.minimum(1), z.describe('engine = "rpc-worker": rpc-server --threads (CPU backend)')),
+  device: z.string().check(z.minLength(1), z.describe('engine = "rpc-worker": rpc-server --device, the devices it serves (e.g. "CUDA0,CUDA1")')),
+  rpc: z
+    .array(z.string().check(z.regex(RPC_ADDRESS, { error: 'expected "host:port"' })))
+    .check(z.describe('engine = "llama-server": RPC workers, rendered as --rpc host:port,...; the start waits until every one accepts TCP')),
 };
 
 /** Keys only a command instance has. */
 export const COMMAND_ONLY_KEYS = ['command', 'host', 'port', 'health_path', 'aliases'] as const;
+/** Keys of an rpc-worker instance (host and port are shared with command). */
+export const RPC_WORKER_KEYS = ['host', 'port', 'allow_network', 'cache', 'threads', 'device'] as const;
 
 export const instanceSchema = z.partial(
   z.strictObject({

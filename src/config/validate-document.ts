@@ -6,7 +6,7 @@ import type { Report } from './issue-location.ts';
 import { isTable, type ConfigTable, type ConfigValue } from './overrides.ts';
 import * as z from 'zod/mini';
 import { CONFIG_KINDS, type ConfigKind } from './config-kind.ts';
-import { COMMAND_ONLY_KEYS, controlSchema, INSTANCE_NAME, instanceSchema, masterSchema, serverSchema, sglangMasterSchema, vllmMasterSchema } from './schema.ts';
+import { COMMAND_ONLY_KEYS, controlSchema, RPC_WORKER_KEYS, INSTANCE_NAME, instanceSchema, masterSchema, serverSchema, sglangMasterSchema, vllmMasterSchema } from './schema.ts';
 import { checkTable, describeValue } from './zod-issues.ts';
 
 /** Per kind: the root keys (only our own llama.cpp file has a gateway) and the [master] schema. */
@@ -71,7 +71,11 @@ function validateInstanceKeys(instance: ConfigTable, path: string[], report: Rep
   for (const [key, value] of Object.entries(instance)) {
     if (key === 'control' || key === 'server') continue;
     if (!(key in instanceSchema.shape)) {
-      report('error', [...path, key], `unknown key in an instance (expected one of: control, server, engine; with engine = "command": ${COMMAND_ONLY_KEYS.join(', ')})`);
+      report(
+        'error',
+        [...path, key],
+        `unknown key in an instance (expected one of: control, server, engine, rpc; with engine = "command": ${COMMAND_ONLY_KEYS.join(', ')}; with engine = "rpc-worker": ${RPC_WORKER_KEYS.join(', ')})`,
+      );
       continue;
     }
     extra[key] = value;
@@ -82,9 +86,23 @@ function validateInstanceKeys(instance: ConfigTable, path: string[], report: Rep
     return;
   }
   const engine = (extra.engine as string | undefined) ?? own;
-  if (engine !== own && engine !== 'command') {
-    report('error', [...path, 'engine'], `this is a ${kind} config: engine may be "${own}" or "command", not "${engine}" (put ${engine} instances in their own file)`);
+  // rpc-server comes with llama-server: its workers belong in llama.cpp's file.
+  const allowed = kind === 'llama-cpp' ? [own, 'command', 'rpc-worker'] : [own, 'command'];
+  if (!allowed.includes(engine)) {
+    report('error', [...path, 'engine'], `this is a ${kind} config: engine may be ${allowed.map((e) => `"${e}"`).join(', ')}, not "${engine}" (put ${engine} instances in their own file)`);
     return;
+  }
+  if (extra.rpc !== undefined && engine !== 'llama-server') report('error', [...path, 'rpc'], `rpc lists a llama-server leader's RPC workers; a ${engine} instance has none`);
+  const rpcOnly = RPC_WORKER_KEYS.filter((key) => !(COMMAND_ONLY_KEYS as readonly string[]).includes(key));
+  if (engine === 'rpc-worker') {
+    for (const key of COMMAND_ONLY_KEYS) {
+      if (key in extra && !(RPC_WORKER_KEYS as readonly string[]).includes(key)) report('error', [...path, key], `${key} is a key of engine = "command" instances, not of rpc-worker (expected: ${RPC_WORKER_KEYS.join(', ')})`);
+    }
+    if (instance.server !== undefined) report('error', [...path, 'server'], 'an rpc-worker instance has no [server] table: rpc-server takes host, port, device, threads and cache at the instance level');
+    return;
+  }
+  for (const key of rpcOnly) {
+    if (key in extra) report('error', [...path, key], `${key} is a key of engine = "rpc-worker" instances`);
   }
   if (engine === 'command') {
     if (extra.command === undefined) report('error', [...path, 'command'], 'engine = "command" needs command = ["program", "arg", ...]');

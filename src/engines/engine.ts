@@ -4,7 +4,7 @@
 // probes, drain, on-demand) is one code path; only these facts differ.
 
 /** The engines an instance can run. `service`: a system service the boot adds (sshd). */
-export type EngineName = 'llama-server' | 'vllm' | 'sglang' | 'command' | 'service';
+export type EngineName = 'llama-server' | 'vllm' | 'sglang' | 'command' | 'rpc-worker' | 'service';
 
 export interface EngineFacts {
   name: EngineName;
@@ -56,4 +56,6 @@ export interface EngineLaunch {
   logPrefix: string;
   /** Config warnings at key paths below the instance (`['control', 'user']`), or at the document root when absolute. */
   warnings: Array<{ path: string[]; message: string }>;
+  /** How readiness is probed; absent: GET healthPath (HTTP). */
+  probe?: 'tcp';
 }

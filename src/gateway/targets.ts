@@ -64,7 +64,8 @@ export function fromSupervisor(supervisor: SupervisorView): GatewayTargets {
     const plan = supervisor.plan;
     let names = configuredNames.get(plan);
     if (!names) {
-      names = new Set(plan.instances.map((i) => i.name));
+      // rpc-server speaks RPC to its leader, not HTTP: never a gateway target.
+      names = new Set(plan.instances.filter((i) => i.engine !== 'rpc-worker').map((i) => i.name));
       configuredNames.set(plan, names);
     }
     return names.has(name);

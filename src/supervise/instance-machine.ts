@@ -367,6 +367,8 @@ class Step {
       return this.fail(outcome.giveUp, null);
     }
     if (this.m.state !== 'waiting') this.go('waiting', outcome.reason);
+    // Still waiting, for something else now (one RPC worker of two is up): status says what is left.
+    else this.m.reason = outcome.reason;
     this.effects.push({ type: 'set-timer', timer: 'retry', ms: WAIT_RETRY_MS });
   }
 

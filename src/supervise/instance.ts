@@ -15,6 +15,7 @@ import type { Clock, TimerHandle } from './clock.ts';
 import { LoadTracker } from './load-tracker.ts';
 import type { EngineName } from '../engines/engine.ts';
 import { engineFacts } from '../engines/registry.ts';
+import { splitRpcAddress } from '../engines/rpc-worker.ts';
 import type { HealthProber } from './health-probe.ts';
 import {
   initialMachine,
@@ -45,6 +46,8 @@ const EXIT_DRAIN_MS = 200;
 const USED_BEFORE_MAX_AGE_MS = 10_000;
 /** File-system work on a user's path (the log file, the model) that takes longer than this fails the start: a hung mount must not hang us. */
 const FS_TIMEOUT_MS = 5000;
+/** A TCP connect to an RPC worker; one that takes longer is as good as down. */
+const RPC_PROBE_TIMEOUT_MS = 1000;
 
 export interface TransitionEvent {
   instance: string;
@@ -139,6 +142,8 @@ export class Instance extends EventEmitter {
   #release: { waited_ms: number; warning: string | null } | null = null;
   /** Runs whose fit served less than configured, since the daemon started (/metrics counts them). */
   #fitReducedCount = 0;
+  /** RPC workers (of a leader) seen gone since its start; one that is back restarts the leader. */
+  readonly #rpcLost = new Set<string>();
 
   constructor(plan: InstancePlan, deps: InstanceDeps) {
     super();
@@ -362,6 +367,8 @@ export class Instance extends EventEmitter {
     }
     const port = await this.#checkPort(plan);
     if (port.kind !== 'ok') return port;
+    const workers = await this.#checkRpcWorkers(plan);
+    if (workers.kind !== 'ok') return workers;
     const log = await this.#openLog(plan);
     if (log !== null) return { kind: 'fail', reason: log };
     return this.#checkGpus(plan);
@@ -403,6 +410,60 @@ export class Instance extends EventEmitter {
     const before = this.#usedBefore;
     const now = await gpu.usedMiB(this.#devices, 0);
     this.#delta = new Map([...now].map(([device, used]) => [device, used - (before.get(device) ?? used)]));
+  }
+
+  // A leader starts only once every RPC worker accepts TCP: llama-server gives up on a worker it cannot reach at
+  // load. The wait is bounded by startup_stall_s (it is part of the start), each unreachable worker named.
+  async #checkRpcWorkers(plan: InstancePlan): Promise<PreflightOutcome> {
+    const down = await this.#unreachableRpcWorkers(plan);
+    if (down.length === 0) {
+      this.#rpcLost.clear();
+      return { kind: 'ok' };
+    }
+    const list = down.map((d) => `${d.address} (${d.error})`).join(', ');
+    return {
+      kind: 'wait',
+      reason: `waiting for RPC workers to accept TCP: ${list}`,
+      limitMs: plan.policy.startupStallS * 1000,
+      giveUp: `RPC workers not accepting TCP after ${plan.policy.startupStallS} s (startup_stall_s): ${list}`,
+    };
+  }
+
+  async #unreachableRpcWorkers(plan: InstancePlan): Promise<Array<{ address: string; error: string }>> {
+    const workers = plan.rpcWorkers ?? [];
+    const results = await Promise.all(
+      workers.map(async (address) => {
+        const { host, port } = splitRpcAddress(address);
+        const result = await this.#deps.prober.probe({ host, port, path: null, timeoutMs: RPC_PROBE_TIMEOUT_MS });
+        return { address, error: 'error' in result ? result.error : null };
+      }),
+    );
+    return results.filter((r): r is { address: string; error: string } => r.error !== null);
+  }
+
+  /** A worker of this leader went away (its process exited, or it stopped accepting): once it is back, the leader restarts. */
+  noteRpcWorkerLost(address: string, why: string): void {
+    if (!(this.#plan.rpcWorkers ?? []).includes(address) || this.#rpcLost.has(address)) return;
+    if (this.#m.state !== 'ready' && this.#m.state !== 'starting') return;
+    this.#rpcLost.add(address);
+    this.#deps.log.warn({ instance: this.name, event: 'rpc-worker-lost', worker: address }, `${this.name}: RPC worker ${address} lost (${why}): the leader restarts once it is back`);
+  }
+
+  /** A worker of this leader under the same supervisor is ready again: look now rather than at the next probe. */
+  rpcWorkerReady(): void {
+    void this.#watchRpcWorkers();
+  }
+
+  // While ready, a lost worker that accepts again means its tensors are gone: restart the leader (its start then
+  // waits for every worker). One that stops accepting is noted lost.
+  async #watchRpcWorkers(): Promise<void> {
+    if ((this.#plan.rpcWorkers ?? []).length === 0 || this.#m.state !== 'ready') return;
+    const down = new Set((await this.#unreachableRpcWorkers(this.#plan)).map((d) => d.address));
+    for (const address of down) this.noteRpcWorkerLost(address, 'not accepting TCP');
+    const back = [...this.#rpcLost].filter((address) => !down.has(address));
+    if (back.length === 0 || this.#m.state !== 'ready') return;
+    this.#rpcLost.clear();
+    void this.restart(`RPC worker ${back.join(', ')} is back after it was lost: the leader reloads onto it`);
   }
 
   // A port held by another process fails the start; our own previous process still exiting is waited for.
@@ -534,6 +595,7 @@ export class Instance extends EventEmitter {
     const result = await this.#deps.prober.probe({ host, port, path: probe === 'tcp' ? null : policy.healthPath, timeoutMs });
     const ok = 'status' in result && result.status === 200;
     const answer = 'status' in result ? `${result.status} ${result.body}` : `error ${result.error}`;
+    if (ok) await this.#watchRpcWorkers();
     this.#dispatch({ type: 'probed', generation, ok, answer, logWriteAt: this.#log?.lastWriteAt ?? null });
   }
 

@@ -5,6 +5,7 @@ import type { InstancePlan, LaunchPlan } from '../config/instance-plan.ts';
 import { UsageError } from '../errors.ts';
 import { Instance, type InstanceDeps, type InstanceState, type InstanceStatus, type TransitionEvent } from './instance.ts';
 import type { Log } from '../logging/log.ts';
+import { isLoopback, splitRpcAddress } from '../engines/rpc-worker.ts';
 
 export interface ReloadSummary {
   started: string[];
@@ -75,9 +76,23 @@ export class Supervisor {
   #make(plan: InstancePlan): Instance {
     const instance = new Instance(plan, this.#deps);
     instance.on('transition', (event: TransitionEvent) => {
+      if (instance.plan.engine === 'rpc-worker') this.#tellLeaders(instance, event);
       for (const watcher of this.#watchers) watcher(instance, event);
     });
     return instance;
+  }
+
+  // A worker under this supervisor that leaves ready takes the leaders' tensors with it, even when it is back before
+  // their next probe: they are told, and restart once it is ready again (instance.ts).
+  #tellLeaders(worker: Instance, event: TransitionEvent): void {
+    const leaders = [...this.#instances.values()].filter((i) => i !== worker);
+    for (const leader of leaders) {
+      for (const address of leader.plan.rpcWorkers ?? []) {
+        if (!isSameEndpoint(address, worker.plan)) continue;
+        if (event.from === 'ready' && event.to !== 'ready') leader.noteRpcWorkerLost(address, `${worker.name} ${event.to}: ${event.reason}`);
+        if (event.to === 'ready') leader.rpcWorkerReady();
+      }
+    }
   }
 
   // Starts an instance, or parks it idle when it loads on demand.
@@ -169,7 +184,8 @@ export class Supervisor {
    * ready, or idle (on demand: the request loads it). System services (sshd) are not behind the gateway.
    */
   readiness(gatewayListening: boolean): ReadyVerdict {
-    const configured = this.#plan.enabled ? [...this.#instances.values()].filter((i) => i.plan.enabled) : [];
+    // An RPC worker serves its leader, not the gateway's clients.
+    const configured = this.#plan.enabled ? [...this.#instances.values()].filter((i) => i.plan.enabled && i.plan.engine !== 'rpc-worker') : [];
     const serving = configured.filter((i) => i.state === 'ready' || i.state === 'idle');
     const summary = `${serving.length}/${configured.length} can serve`;
     if (!gatewayListening) return { code: 1, line: `not ready: the gateway is not listening; ${summary}` };
@@ -318,4 +334,13 @@ export class Supervisor {
       }),
     );
   }
+}
+
+// Does a leader's `host:port` reach this worker? Same port, and the worker's host, or loopback to a worker on
+// loopback or on every address.
+function isSameEndpoint(address: string, worker: InstancePlan): boolean {
+  const { host, port } = splitRpcAddress(address);
+  if (port !== worker.port) return false;
+  if (host === worker.host) return true;
+  return isLoopback(host) && (isLoopback(worker.host) || worker.host === '0.0.0.0' || worker.host === '::');
 }

@@ -93,7 +93,7 @@ export async function run({ quick }) {
       markdown: `### engines-mixed\n\n${md}\n\nall 16 ready after ${fmt(readyS, 1)} s; status B/A ratio of medians ${fmt(ratio, 2)} (target <= ${STATUS_RATIO_LIMIT}); RSS B - A ${fmt(delta)} MiB (target <= ${RSS_DELTA_LIMIT_MIB})`,
       summary: [
         { benchmark: 'status, 8 mixed engines vs 8 llama-server', measured: `${fmt(median(times.b))} ms`, reference: `${fmt(median(times.a))} ms`, ratioOrLimit: `${fmt(ratio, 2)}x`, target: `<= ${STATUS_RATIO_LIMIT}x`, pass: ratio <= STATUS_RATIO_LIMIT },
-        { benchmark: 'daemon RSS, 8 mixed engines vs 8 llama-server', measured: `${fmt(rss.b)} MiB`, reference: `${fmt(rss.a)} MiB`, ratioOrLimit: `+${fmt(delta)} MiB`, target: `<= +${RSS_DELTA_LIMIT_MIB} MiB`, pass: delta <= RSS_DELTA_LIMIT_MIB },
+        { benchmark: 'daemon RSS, 8 mixed engines vs 8 llama-server', measured: `${fmt(rss.b)} MiB`, reference: `${fmt(rss.a)} MiB`, ratioOrLimit: `${delta >= 0 ? '+' : ''}${fmt(delta)} MiB`, target: `<= +${RSS_DELTA_LIMIT_MIB} MiB`, pass: delta <= RSS_DELTA_LIMIT_MIB },
       ],
       data: { runs, times, rss, ratio, readyS, kind },
     };

@@ -98,3 +98,14 @@ export class SpawnError extends SupervisorError {
   }
 }
 Object.defineProperty(SpawnError.prototype, 'name', { value: 'SpawnError', enumerable: false });
+
+/**
+ * An offline vLLM/SGLang bundle that was not installed; nothing was changed. Exit 1 (as upstream's installers)
+ * for a failed step, a sha mismatch or a missing tool; 2 for a bundle or project layout that cannot be used.
+ */
+export class EngineBundleError extends SupervisorError {
+  constructor(message: string, { exitCode = EXIT.FAILED, cause }: { exitCode?: ExitCode; cause?: unknown } = {}) {
+    super(message, { exitCode, cause });
+  }
+}
+Object.defineProperty(EngineBundleError.prototype, 'name', { value: 'EngineBundleError', enumerable: false });

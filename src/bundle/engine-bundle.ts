@@ -20,7 +20,9 @@ import { systemUsers, which } from '../config/load-config.ts';
 import { makeRunnerIdentity } from '../engines/python-runner.ts';
 import { SGLANG_DEFAULTS } from '../engines/sglang.ts';
 import { VLLM_DEFAULTS } from '../engines/vllm.ts';
-import { EXIT, SupervisorError } from '../errors.ts';
+import { EngineBundleError, EXIT } from '../errors.ts';
+
+export { EngineBundleError };
 import { runCommand } from '../process/run-command.ts';
 import { hashFile } from './cache.ts';
 import { readHead, isTarHeader } from './detect-format.ts';
@@ -31,9 +33,6 @@ import { getFreeBytes, SpaceBudget } from './space-budget.ts';
 import { writeSymlinks } from './symlinks.ts';
 
 export type EngineKind = 'vllm' | 'sglang';
-
-/** An engine bundle that cannot be installed; nothing was changed. Exit 1 like upstream's, 2 for a bundle or layout that is wrong. */
-export class EngineBundleError extends SupervisorError {}
 
 export interface EngineInstallResult {
   status: 'nothing-to-do' | 'missing-bundle' | 'installed' | 'already-installed' | 'switched';

@@ -27,7 +27,10 @@ export function validateDocument(document: ConfigTable, report: Report, kind: Co
   const master = document.master;
   if (master !== undefined) {
     if (!isTable(master)) report('error', ['master'], `expected a table, got ${describeValue(master)}`);
-    else validateTable(shape.master, master, ['master'], report);
+    else {
+      validateTable(shape.master, master, ['master'], report);
+      hintOtherKind(master, kind, report);
+    }
   }
   const instances = document.instance;
   if (instances === undefined) return;
@@ -61,6 +64,23 @@ export function validateDocument(document: ConfigTable, report: Report, kind: Co
         validateServer(sub, [...path, key], report);
       }
     }
+  }
+}
+
+// A [master] key of another runner's file: a warning beside the unknown-key error says which file it looks like.
+const KIND_MASTER_KEYS: ReadonlyArray<[ConfigKind, readonly string[]]> = [
+  ['vllm', ['pixi_project_dir', 'pixi_environment', 'api_server_module']],
+  ['sglang', ['project_dir', 'python_path', 'server_module']],
+  ['llama-cpp', ['llama_cpp_path', 'memory_budget_mib']],
+];
+
+function hintOtherKind(master: ConfigTable, kind: ConfigKind, report: Report): void {
+  for (const [other, keys] of KIND_MASTER_KEYS) {
+    const key = keys.find((k) => k in master);
+    if (other === kind || key === undefined) continue;
+    const how = other === 'llama-cpp' ? 'without --engine (AUTO_INFER_LLAMA_CPP_CONFIG)' : `with --engine ${other} (${CONFIG_KINDS[other].configEnv})`;
+    report('warning', ['master', key], `${key} belongs in ${other === 'llama-cpp' ? 'a llama.cpp' : `upstream's ${other}`} runner file: is this one? check and serve it ${how}`);
+    return;
   }
 }
 

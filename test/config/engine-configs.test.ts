@@ -199,6 +199,18 @@ describe('strict errors on broken variants', () => {
     expect(ok.stdout).toContain(`${file}: ok, 1 instance(s), 1 enabled`);
   });
 
+  it('a file read as the wrong kind says which kind it looks like', () => {
+    const all = (text: string, c: PlanContext) => {
+      const result = makeLaunchPlan(text, c);
+      expect(result.plan).toBeNull();
+      return result.issues.map((i) => `${i.path}: ${i.message}`);
+    };
+    const asLlama = all(fixture('vllm-qwen2-vl-7b.toml'), ctx('llama-cpp'));
+    expect(asLlama.join('\n')).toContain("master.pixi_project_dir: pixi_project_dir belongs in upstream's vllm runner file: is this one? check and serve it with --engine vllm (AUTO_INFER_VLLM_CONFIG)");
+    expect(all(fixture('sglang-glm-4.7-tp8.toml'), ctx('vllm')).join('\n')).toContain('with --engine sglang');
+    expect(all(fixture('glm-4.7-q2k.toml').replace('# llama_cpp_path', 'llama_cpp_path'), ctx('sglang')).join('\n')).toContain('without --engine (AUTO_INFER_LLAMA_CPP_CONFIG)');
+  });
+
   it('broken TOML names the line', () => {
     const result = makeLaunchPlan('[instance.a.server\n', ctx('vllm'));
     expect(result.plan).toBeNull();

@@ -40,6 +40,10 @@ export const llamaServer: EngineFacts = {
     // `start: couldn't bind HTTP server socket, hostname: 127.0.0.1, port: 8080`
     ...PORT_TAKEN,
     /\bexiting due to HTTP server error\b/i,
+    // A leader and an RPC worker of different llama.cpp versions (ggml-rpc.cpp); an unreachable worker is not
+    // one: its start waits for the worker, and a crash on a lost one is a restart.
+    /\bRPC server version mismatch\b/,
+    /\bFailed to parse endpoint\b/,
   ],
 };
 

@@ -21,9 +21,17 @@ const RPC_SERVER_NAMES = ['rpc-server', 'ggml-rpc-server'] as const;
 export const rpcWorker: EngineFacts = {
   name: 'rpc-worker',
   readsLoadLog: false,
-  // As rpc-server prints them (measured on llama.cpp 80fb11a): a bad option prints its usage and exits 1;
+  // As rpc-server prints them (tools/rpc/rpc-server.cpp and ggml-rpc.cpp of llama.cpp 80fb11a): `error: unknown
+  // argument: --x`, `error: unknown device: CUDA9`, `error: invalid number of threads: 0`, `Invalid parameters`;
   // a taken port: `Failed to create server socket`.
-  configFailures: [...PORT_TAKEN, /\bunknown argument\b/i, /\bfailed to create server socket\b/i],
+  configFailures: [
+    ...PORT_TAKEN,
+    /\berror: unknown (argument|device)\b/,
+    /\berror: invalid (device|number of threads)\b/,
+    /^Invalid parameters$/m,
+    /\bNo devices found\b/,
+    /\bFailed to create server socket\b/,
+  ],
 };
 
 /** Is this a loopback address (where RPC is safe to listen)? */

@@ -55,3 +55,18 @@ describe('llama-server lines are llama-server\'s only', () => {
     expect(classify('command', ['Error: model not found']).configFailure).toBe(false);
   });
 });
+
+describe('rpc-worker (rpc-server) and an RPC leader', () => {
+  it.each(['error: unknown argument: --no-such-flag', 'error: unknown device: CUDA9', 'error: invalid number of threads: 0', 'Invalid parameters', 'Failed to create server socket'])(
+    'rpc-server: fatal with its line: %s',
+    (line) => {
+      expect(classify('rpc-worker', [line])).toEqual({ configFailure: true, reason: `exited with code 1: ${line}` });
+    },
+  );
+
+  it('a leader that lost a worker, or cannot reach one, is a crash (its restart waits for the worker); another version is fatal', () => {
+    expect(classify('llama-server', ['/src/ggml-rpc.cpp:35: GGML_ABORT Remote RPC server crashed or returned malformed response']).configFailure).toBe(false);
+    expect(classify('llama-server', ['ggml-rpc.cpp:547: Failed to connect to 127.0.0.1:50052']).configFailure).toBe(false);
+    expect(classify('llama-server', ['RPC server version mismatch: 2.0.0']).configFailure).toBe(true);
+  });
+});

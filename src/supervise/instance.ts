@@ -48,6 +48,8 @@ const USED_BEFORE_MAX_AGE_MS = 10_000;
 const FS_TIMEOUT_MS = 5000;
 /** A TCP connect to an RPC worker; one that takes longer is as good as down. */
 const RPC_PROBE_TIMEOUT_MS = 1000;
+/** How a leader's start that waited too long for its workers fails (fatal, as every failed check before a spawn). */
+const RPC_GAVE_UP = 'RPC workers not accepting TCP';
 
 export interface TransitionEvent {
   instance: string;
@@ -425,7 +427,7 @@ export class Instance extends EventEmitter {
       kind: 'wait',
       reason: `waiting for RPC workers to accept TCP: ${list}`,
       limitMs: plan.policy.startupStallS * 1000,
-      giveUp: `RPC workers not accepting TCP after ${plan.policy.startupStallS} s (startup_stall_s): ${list}`,
+      giveUp: `${RPC_GAVE_UP} after ${plan.policy.startupStallS} s (startup_stall_s): ${list}`,
     };
   }
 
@@ -451,7 +453,9 @@ export class Instance extends EventEmitter {
 
   /** A worker of this leader under the same supervisor is ready again: look now rather than at the next probe. */
   rpcWorkerReady(): void {
-    void this.#watchRpcWorkers();
+    // Given up waiting for its workers (fatal): one of them is here now, so the leader tries again.
+    if (this.#m.state === 'fatal' && this.#m.reason.startsWith(RPC_GAVE_UP)) void this.start('an RPC worker it waited for is ready');
+    else void this.#watchRpcWorkers();
   }
 
   // While ready, a lost worker that accepts again means its tensors are gone: restart the leader (its start then

@@ -833,7 +833,7 @@ describe('status()', () => {
 describe('commands', () => {
   it('offer no way to set the state from outside', () => {
     const own = Object.getOwnPropertyNames(Instance.prototype).sort();
-    expect(own).toEqual(['close', 'constructor', 'hostBuffersMiB', 'lastTail', 'name', 'park', 'plan', 'restart', 'setPlan', 'start', 'state', 'status', 'stop', 'summary', 'unload', 'waitFor']);
+    expect(own).toEqual(['close', 'constructor', 'hostBuffersMiB', 'lastTail', 'name', 'noteRpcWorkerLost', 'park', 'plan', 'restart', 'rpcWorkerReady', 'setPlan', 'start', 'state', 'status', 'stop', 'summary', 'unload', 'waitFor']);
     const { inst } = setup();
     expect(() => {
       (inst as unknown as { state: string }).state = 'ready';

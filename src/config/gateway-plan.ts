@@ -141,7 +141,8 @@ export function makeGatewayPlan(
   }
   const t = parsed.data;
   const resolver = makeInstanceResolver(launchPlan);
-  const enabledInstances = launchPlan.enabled ? launchPlan.instances.filter((i) => i.enabled) : [];
+  // RPC workers serve their leader, never a client: not a default, not a target.
+  const enabledInstances = launchPlan.enabled ? launchPlan.instances.filter((i) => i.enabled && i.engine !== 'rpc-worker') : [];
 
   // A config name (or alias) → instance name, with the problems reported where the name was written.
   const resolveTarget = (path: string[], value: string): string | null => {

@@ -130,6 +130,36 @@ describe('llama.cpp RPC workers under one supervisor', () => {
     expect(leaderSteps.filter((step) => step.startsWith('ready->'))).toHaveLength(1);
   });
 
+  it('a request while a worker is gone crashes llama-server (its abort): a crash, whose restart waits for the worker, no loop', async () => {
+    expect(daemon.cli('stop', 'w1').code).toBe(0);
+    const leader = row('llm');
+    const seen = daemon.events.length;
+    // llama-server does not notice a lost worker until it computes: still ready, /health still 200.
+    expect(leader.state).toBe('ready');
+    const t0 = Date.now();
+    // The gateway holds this request (wait_ready_s) while the leader cannot serve.
+    const pending = chat().catch((err: NodeJS.ErrnoException) => ({ status: 0, body: err.code }));
+    await daemon.waitFor(() => row('llm').state === 'waiting', 30_000, () => `llm waiting (now ${JSON.stringify(row('llm'))})`);
+    timings.crashToWaitingMs = Date.now() - t0;
+    const after = row('llm');
+    expect(after.last_exit).toMatchObject({ code: null, signal: 'SIGABRT' });
+    // llama.cpp's abort prints the line, then a gdb backtrace (whose last line the exit reason shows).
+    expect(daemon.cli('logs', 'llm', '-n', '400').stdout).toMatch(/ggml-rpc\.cpp:\d+: Remote RPC server crashed or returned malformed response/);
+    expect(after.state_reason).toBe(`waiting for RPC workers to accept TCP: 127.0.0.1:${ports.w1} (ECONNREFUSED)`);
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(row('llm')).toMatchObject({ state: 'waiting', pid: null, restarts: leader.restarts + 1 });
+    const t1 = Date.now();
+    expect(daemon.cli('start', 'w1').code).toBe(0);
+    await daemon.waitForState('llm', 'ready', 90_000);
+    timings.workerStartToLeaderReadyMs = Date.now() - t1;
+    const held = await pending;
+    console.log(`the request that crashed the leader: ${held.status} ${JSON.stringify(held.body).slice(0, 200)} after ${Date.now() - t0} ms`);
+    expect((await chat()).status).toBe(200);
+    const steps = daemon.events.slice(seen).filter((e) => e.event === 'transition' && e.instance === 'llm').map((e) => `${e.from}->${e.to}`);
+    console.log(`leader after the crash: ${JSON.stringify(steps)}`);
+    expect(steps.filter((step) => step === 'backoff->waiting' || step === 'backoff->starting')).toHaveLength(1);
+  }, 120_000);
+
   it('the leader\'s start is held while a worker is down, naming it in status, and goes on once it is back', async () => {
     expect(daemon.cli('stop', 'w2').code).toBe(0);
     const t0 = Date.now();

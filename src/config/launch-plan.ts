@@ -142,6 +142,10 @@ function buildPlan({ document, ctx, source, kind, report }: { document: ConfigTa
         : engine === 'command' ? makeCommandLaunch(instance)
         : (engine === 'vllm' ? makeVllmLaunch : makeSglangLaunch)({ server, master, user: control.user, env: ctx.env, users: ctx.users, isFile: ctx.isFile, which: ctx.which });
       for (const warning of launch.warnings) report('warning', ['instance', name, ...warning.path], warning.message);
+      // No request ever reaches a worker: on demand it would stay idle, and its leader wait for it forever.
+      if (engine === 'rpc-worker' && control.on_demand === true) {
+        report('error', ['instance', name, 'control', 'on_demand'], 'an rpc-worker is loaded by no request (the gateway never routes to it): it cannot be on_demand; make its leader on_demand instead');
+      }
       return buildInstance({ name, engine, control, launch, ctx });
     }),
   };

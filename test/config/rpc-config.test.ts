@@ -65,6 +65,7 @@ describe('engine = "rpc-worker"', () => {
     ['[instance.x]\nrpc = ["nohost"]\n', 'instance.x.rpc.0: expected "host:port"'],
     ['[instance.x]\nrpc = ["a:1,b:2"]\n', 'instance.x.rpc.0: expected "host:port"'],
     ['[instance.w]\nengine = "rpc-worker"\nthreads = 0\n', 'instance.w.threads:'],
+    ['[instance.control]\non_demand = true\n[instance.w]\nengine = "rpc-worker"\n', 'instance.w.control.on_demand: an rpc-worker is loaded by no request'],
   ])('refuses %j', (text, message) => {
     expect(check(text).errors.join('\n')).toContain(message);
   });

@@ -7,6 +7,7 @@
 // a non-loopback host without `allow_network = true` is a config warning.
 import type { ConfigTable } from '../config/overrides.ts';
 import type { ExecutableLookup } from '../config/executable.ts';
+import { TCP_TIMEOUT, type ProbeResult } from '../supervise/health-probe.ts';
 import { PORT_TAKEN, type EngineFacts, type EngineLaunch } from './engine.ts';
 
 /** rpc-server's own default port. */
@@ -33,6 +34,15 @@ export const rpcWorker: EngineFacts = {
     /\bFailed to create server socket\b/,
   ],
 };
+
+/**
+ * rpc-server serves one client at a time with a listen backlog of 1 (ggml-rpc.cpp): while its leader is
+ * connected, a third TCP connect waits unanswered (measured: connects 3.. time out). A timeout is a busy
+ * worker, not a dead one (a dead one refuses); a refusal or an unreachable host is down.
+ */
+export function isBusyWorker(result: ProbeResult): boolean {
+  return 'error' in result && result.error.startsWith(TCP_TIMEOUT);
+}
 
 /** Is this a loopback address (where RPC is safe to listen)? */
 export function isLoopback(host: string): boolean {

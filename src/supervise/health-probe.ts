@@ -3,6 +3,9 @@
 // server that makes progress from one that hangs.
 import net from 'node:net';
 
+/** How a TCP probe's error starts when the connect got no answer in time (nothing refused it). */
+export const TCP_TIMEOUT = 'ETIMEDOUT';
+
 export type ProbeResult = { status: number; body: string } | { error: string };
 
 export interface HealthProber {
@@ -48,7 +51,8 @@ function probeTcp({ host, port, timeoutMs }: { host: string; port: number; timeo
       socket.destroy();
       resolve({ status: 200, body: 'tcp connect ok' });
     });
-    socket.once('timeout', () => socket.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    // Named, so that a listener whose accept queue is full (rpc-server serving its one client) is told from a refusal.
+    socket.once('timeout', () => socket.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: `${TCP_TIMEOUT} (no answer within ${timeoutMs} ms)` })));
     socket.once('error', (err: NodeJS.ErrnoException) => resolve({ error: err.code ?? err.message }));
   });
 }

@@ -15,7 +15,7 @@ import type { Clock, TimerHandle } from './clock.ts';
 import { LoadTracker } from './load-tracker.ts';
 import type { EngineName } from '../engines/engine.ts';
 import { engineFacts } from '../engines/registry.ts';
-import { splitRpcAddress } from '../engines/rpc-worker.ts';
+import { isBusyWorker, splitRpcAddress } from '../engines/rpc-worker.ts';
 import type { HealthProber } from './health-probe.ts';
 import {
   initialMachine,
@@ -431,13 +431,14 @@ export class Instance extends EventEmitter {
     };
   }
 
-  async #unreachableRpcWorkers(plan: InstancePlan): Promise<Array<{ address: string; error: string }>> {
+  // `busyIsUp`: once loaded, a worker that does not answer is serving us (isBusyWorker); before a start it is not ready.
+  async #unreachableRpcWorkers(plan: InstancePlan, { busyIsUp = false } = {}): Promise<Array<{ address: string; error: string }>> {
     const workers = plan.rpcWorkers ?? [];
     const results = await Promise.all(
       workers.map(async (address) => {
         const { host, port } = splitRpcAddress(address);
         const result = await this.#deps.prober.probe({ host, port, path: null, timeoutMs: RPC_PROBE_TIMEOUT_MS });
-        return { address, error: 'error' in result ? result.error : null };
+        return { address, error: 'error' in result && !(busyIsUp && isBusyWorker(result)) ? result.error : null };
       }),
     );
     return results.filter((r): r is { address: string; error: string } => r.error !== null);
@@ -462,7 +463,7 @@ export class Instance extends EventEmitter {
   // waits for every worker). One that stops accepting is noted lost.
   async #watchRpcWorkers(): Promise<void> {
     if ((this.#plan.rpcWorkers ?? []).length === 0 || this.#m.state !== 'ready') return;
-    const down = new Set((await this.#unreachableRpcWorkers(this.#plan)).map((d) => d.address));
+    const down = new Set((await this.#unreachableRpcWorkers(this.#plan, { busyIsUp: true })).map((d) => d.address));
     for (const address of down) this.noteRpcWorkerLost(address, 'not accepting TCP');
     const back = [...this.#rpcLost].filter((address) => !down.has(address));
     if (back.length === 0 || this.#m.state !== 'ready') return;
@@ -597,7 +598,9 @@ export class Instance extends EventEmitter {
     const { host, port, policy, probe } = this.#plan;
     const timeoutMs = Math.min(2000, policy.healthIntervalS * 1000);
     const result = await this.#deps.prober.probe({ host, port, path: probe === 'tcp' ? null : policy.healthPath, timeoutMs });
-    const ok = 'status' in result && result.status === 200;
+    // A ready rpc-server that does not answer is serving its leader (isBusyWorker), not dead.
+    const busy = this.#plan.engine === 'rpc-worker' && this.#m.state === 'ready' && isBusyWorker(result);
+    const ok = busy || ('status' in result && result.status === 200);
     const answer = 'status' in result ? `${result.status} ${result.body}` : `error ${result.error}`;
     if (ok) await this.#watchRpcWorkers();
     this.#dispatch({ type: 'probed', generation, ok, answer, logWriteAt: this.#log?.lastWriteAt ?? null });

@@ -95,6 +95,16 @@ describe('llama.cpp RPC workers under one supervisor', () => {
     expect(log).toMatch(/RPC/);
   });
 
+  it('stays up: probes of a worker busy with its leader (one client at a time, backlog 1: connects time out) are no failures', async () => {
+    const pids = ['w1', 'w2', 'llm'].map((name) => row(name).pid);
+    // health_interval_s = 1: six probes of each worker, and six watches by the leader.
+    await new Promise((r) => setTimeout(r, 6000));
+    expect(['w1', 'w2', 'llm'].map((name) => row(name).pid)).toEqual(pids);
+    expect(['w1', 'w2', 'llm'].map((name) => row(name).state)).toEqual(['ready', 'ready', 'ready']);
+    expect(daemon.events.filter((e) => e.event === 'rpc-worker-lost')).toEqual([]);
+    expect((await chat()).status).toBe(200);
+  });
+
   it('the gateway never routes to a worker: its name is no model, and the request goes to the default (the leader)', async () => {
     const before = row('llm').requests;
     const res = await rawRequest({ port: ports.gateway, path: '/v1/chat/completions', body: JSON.stringify({ model: 'w1', messages: [{ role: 'user', content: 'x' }], max_tokens: 1 }) });

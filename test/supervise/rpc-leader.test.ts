@@ -90,6 +90,30 @@ describe('a leader with RPC workers', () => {
     expect(s.world.log.entries.filter((e) => e.obj.event === 'rpc-worker-lost')).toHaveLength(1);
   });
 
+  it('a worker whose connect times out is busy serving its client (rpc-server accepts one at a time), not lost', async () => {
+    const s = await ready();
+    s.world.prober.answer(W1, { error: 'ETIMEDOUT (no answer within 1000 ms)' });
+    await s.world.advance(5000);
+    expect(s.inst.state).toBe('ready');
+    expect(s.world.log.entries.filter((e) => e.obj.event === 'rpc-worker-lost')).toEqual([]);
+  });
+
+  it('a ready rpc-worker whose connect times out stays ready; one that refuses fails its liveness', async () => {
+    const world = new FakeWorld();
+    const plan = makePlan({ engine: 'rpc-worker', probe: 'tcp', model: null, policy: { healthIntervalS: 1 } });
+    const inst = new Instance(plan, world.deps);
+    await inst.start();
+    world.spawner.last(inst.name).health = TCP_OK;
+    await world.advance(200);
+    expect(inst.state).toBe('ready');
+    world.prober.answer(plan.port, { error: 'ETIMEDOUT (no answer within 1000 ms)' });
+    await world.advance(6000);
+    expect(inst.state).toBe('ready');
+    world.prober.answer(plan.port, { error: 'ECONNREFUSED' });
+    await world.advance(4000);
+    expect(inst.state).not.toBe('ready');
+  });
+
   it('a worker it does not list is no concern of it', async () => {
     const s = await ready();
     s.inst.noteRpcWorkerLost('127.0.0.1:1', 'other');

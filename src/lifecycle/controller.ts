@@ -229,7 +229,8 @@ export class LifecycleController {
         loaded: !['idle', 'stopped', 'fatal'].includes(instance.state),
         devices,
         needMiB: need,
-        pinned: lifecycle?.pinned ?? false,
+        // Unloading an RPC worker to make room would take its leader down with it: never a victim.
+        pinned: (lifecycle?.pinned ?? false) || instance.plan.engine === 'rpc-worker',
         busy: this.#busy(instance.name),
         lastUsedAt: use.lastUsedAt,
         group: lifecycle?.exclusiveGroup ?? null,

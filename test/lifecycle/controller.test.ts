@@ -14,12 +14,12 @@ interface Fake {
   calls: string[];
 }
 
-function rig(specs: Array<{ name: string; state?: InstanceState; lifecycle?: Partial<LifecyclePolicy> }>) {
+function rig(specs: Array<{ name: string; state?: InstanceState; lifecycle?: Partial<LifecyclePolicy>; engine?: string }>, { budgetMiB }: { budgetMiB?: number } = {}) {
   const clock = new FakeClock(1_000_000);
   const fakes = new Map<string, Fake>();
   for (const spec of specs) {
     const lifecycle = { ...DEFAULT_LIFECYCLE, onDemand: true, memoryMib: 100, ...spec.lifecycle };
-    fakes.set(spec.name, { name: spec.name, state: spec.state ?? 'idle', plan: { name: spec.name, engine: 'llama-server', model: null, args: [], lifecycle } as unknown as InstancePlan, calls: [] });
+    fakes.set(spec.name, { name: spec.name, state: spec.state ?? 'idle', plan: { name: spec.name, engine: spec.engine ?? 'llama-server', model: null, args: [], lifecycle } as unknown as InstancePlan, calls: [] });
   }
   const asInstance = (f: Fake): Instance =>
     ({
@@ -47,7 +47,7 @@ function rig(specs: Array<{ name: string; state?: InstanceState; lifecycle?: Par
     withDrain: (_names, fn) => fn(),
     waiting: (name) => waiting.get(name) ?? 0,
     devicesOf: async () => ['host'],
-    budgets: async () => new Map(),
+    budgets: async () => new Map(budgetMiB === undefined ? [] : [['host', budgetMiB]]),
     clock,
     log: silentLog,
   });
@@ -140,6 +140,24 @@ describe('exclusive group swap', () => {
     expect(await Promise.all(loads)).toEqual(Array(5).fill({ ok: true }));
     expect(r.calls('b')).toEqual(['start: a request']);
     expect(r.calls('a')).toHaveLength(1);
+  });
+});
+
+describe('room for a load', () => {
+  it('an RPC worker is never unloaded to make room (its leader would go down with it); an idle on-demand one is', async () => {
+    const r = rig(
+      [
+        { name: 'w', state: 'ready', engine: 'rpc-worker', lifecycle: { onDemand: false } },
+        { name: 'other', state: 'ready' },
+        { name: 'b' },
+      ],
+      { budgetMiB: 250 },
+    );
+    const load = r.controller.load('b', 'a request');
+    await settle();
+    expect(await load).toEqual({ ok: true });
+    expect(r.calls('w')).toEqual([]);
+    expect(r.calls('other')).toEqual([expect.stringMatching(/^unload: /)]);
   });
 });
 

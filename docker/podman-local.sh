@@ -22,6 +22,26 @@ ROOTFS_TAR=$DIR/debian-bookworm-minbase.tar
 
 fail() { echo "podman-local: $*" >&2; exit 1; }
 
+# podman's default network is 10.88.0.0/16. A podman inside a container (the fresh-machine check runs the tests
+# in one) finds that subnet already on its own eth0, given by the outer podman: the routes overlap, and nothing
+# reaches the inner containers (builds cannot resolve the mirror, published ports are unreachable). Then ours is
+# the first free 10.N.0.0/16, in a network config dir of its own; elsewhere podman's own config is kept.
+# Prints the [network] section to add, or nothing.
+network_conf() {
+  local shipped=/etc/cni/net.d/87-podman-bridge.conflist used n
+  [ -s "$shipped" ] && command -v ip >/dev/null || return 0
+  used=$(ip -4 -o addr show | awk '$2 !~ /^cni-podman/ {print $4}')
+  grep -q '^10\.88\.' <<<"$used" || return 0
+  for n in $(seq 89 254); do
+    grep -q "^10\.$n\." <<<"$used" && continue
+    mkdir -p "$DIR/conf/cni"
+    sed "s#10\.88\.#10.$n.#g" "$shipped" >"$DIR/conf/cni/87-podman-bridge.conflist"
+    printf '[network]\nnetwork_config_dir = "%s"\n' "$DIR/conf/cni"
+    return 0
+  done
+  fail "no free 10.N.0.0/16 for podman's network (every one is on an interface here)"
+}
+
 # Writes conf/containers.conf and conf/storage.conf; prints the exports that select them.
 write_conf() {
   command -v podman >/dev/null || fail "podman is not installed (apt-get install podman runc)"
@@ -46,6 +66,7 @@ events_logger = "file"
 runtime = "runc"
 [engine.runtimes]
 runc = ["$runc"]
+$(network_conf)
 EOF
   cat >"$DIR/conf/storage.conf.tmp" <<EOF
 [storage]

@@ -53,6 +53,12 @@ export const INSTANCE_MARKER_ENV = 'INFER_DEV_INSTANCE';
 /** Names the supervisor (its pid) that spawned a process, so two daemons on one host never sweep each other's. */
 export const SUPERVISOR_MARKER_ENV = 'INFER_DEV_SUPERVISOR';
 
+/**
+ * Names the control socket of the supervisor that spawned a process: a new daemon sweeps only the leftovers of
+ * earlier daemons on its own socket, never those of a dead daemon on another one (which its next daemon sweeps).
+ */
+export const SOCKET_MARKER_ENV = 'INFER_DEV_SUPERVISOR_SOCKET';
+
 /** Everything needed to run one instance. */
 export interface InstancePlan {
   name: string;

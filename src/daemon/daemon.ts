@@ -99,7 +99,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const gpus = new GpuMonitor();
   void gpus.snapshot();
   const instanceGpu = makeInstanceGpu({ monitor: gpus });
-  const supervisor = new Supervisor({ plan: initial, deps: makeInstanceDeps({ log, gpu: instanceGpu }) });
+  const supervisor = new Supervisor({ plan: initial, deps: makeInstanceDeps({ log, gpu: instanceGpu, socketPath }) });
   // The gateway follows each (re)loaded plan's [gateway]; a listen failure is logged, the next reload retries.
   // /metrics shows the GPUs only where there are any; nvidia-smi's last answer, asked again in the background when old.
   const gpuMetrics = () => {
@@ -186,7 +186,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   server = await startControlServer({ path: socketPath, handle: control, log });
   log.info({ event: 'listening', socket: socketPath, config: sources.get('llama-cpp') ?? null, configs: Object.fromEntries(sources), version, daemon_pid: process.pid }, `supervisor ${version} listening on ${socketPath}`);
   // After the socket: a second daemon on the same socket has been refused by now, so what we find is truly orphaned.
-  if (sweep) await stopOrphans({ log });
+  if (sweep) await stopOrphans({ log, socketPath });
   await applyGateway(initial);
   for (const plan of systemPlans) {
     supervisor.addSystemInstance(plan).catch((err: Error) => log.error({ err, event: 'system-start-failed' }, `${plan.name}: ${err.message}`));

@@ -10,18 +10,18 @@ import { httpProber } from './health-probe.ts';
 import type { InstanceDeps } from './instance.ts';
 import { RotatingLog } from './log-writer.ts';
 import { canBindPort, findPortHolder } from './port-holder.ts';
-import { processSpawner } from './spawn-instance.ts';
+import { makeProcessSpawner } from './spawn-instance.ts';
 import type { Log } from '../logging/log.ts';
 
 /** SIGKILL is delivered asynchronously: "stopped" means gone, so wait (briefly) until it is true. */
 const SWEEP_WAIT_MS = 1000;
 
 /** InstanceDeps wired to real processes and files. */
-export function makeInstanceDeps({ log, clock = realClock, gpu }: { log: Log; clock?: Clock; gpu?: InstanceGpu }): InstanceDeps {
+export function makeInstanceDeps({ log, clock = realClock, gpu, socketPath = null }: { log: Log; clock?: Clock; gpu?: InstanceGpu; socketPath?: string | null }): InstanceDeps {
   return {
     gpu,
     clock,
-    spawner: processSpawner,
+    spawner: makeProcessSpawner({ socketPath }),
     prober: httpProber,
     log,
     async openLog(plan) {

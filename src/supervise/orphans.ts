@@ -6,7 +6,7 @@
 // own instances start, and the config's instances come up fresh.
 import { readlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { INSTANCE_MARKER_ENV, SUPERVISOR_MARKER_ENV } from '../config/instance-plan.ts';
+import { INSTANCE_MARKER_ENV, SOCKET_MARKER_ENV, SUPERVISOR_MARKER_ENV } from '../config/instance-plan.ts';
 import { errnoOf } from '../process/errno.ts';
 import { waitUntilGone } from '../process/marked.ts';
 import { DEFAULT_PROC_ROOT, listPids, readEnviron, readProcStat, type ProcOptions } from '../process/proc.ts';
@@ -28,9 +28,11 @@ export interface Orphan {
 /**
  * Finds marked processes whose supervisor is gone: the pid in their marker no longer exists, or belongs to a
  * process that started after them (the pid was reused). Only our own PID namespace counts: a pid in a
- * container's marker means nothing out here.
+ * container's marker means nothing out here. Only a supervisor on our socket counts (a process without the
+ * socket marker, from a version before it, counts too): a dead daemon on another socket is its next daemon's
+ * to sweep, and that one would find nothing to say why its instance went.
  */
-async function findOrphans(opts: ProcOptions = {}): Promise<Orphan[]> {
+async function findOrphans({ socketPath, ...opts }: ProcOptions & { socketPath: string | null }): Promise<Orphan[]> {
   const procRoot = opts.procRoot ?? DEFAULT_PROC_ROOT;
   const ourNamespace = await readNamespace(join(procRoot, 'self'));
   const orphans: Orphan[] = [];
@@ -40,6 +42,8 @@ async function findOrphans(opts: ProcOptions = {}): Promise<Orphan[]> {
     const instance = markerValue(environ, INSTANCE_MARKER_ENV);
     const supervisorPid = Number(markerValue(environ, SUPERVISOR_MARKER_ENV));
     if (instance === null || !Number.isInteger(supervisorPid) || supervisorPid < 1 || supervisorPid === process.pid) continue;
+    const socket = markerValue(environ, SOCKET_MARKER_ENV);
+    if (socket !== null && socketPath !== null && socket !== socketPath) continue;
     if ((await readNamespace(join(procRoot, String(pid)))) !== ourNamespace) continue;
     const self = await readProcStat(pid, { procRoot });
     if (self === null) continue;
@@ -50,8 +54,19 @@ async function findOrphans(opts: ProcOptions = {}): Promise<Orphan[]> {
 }
 
 /** Stops every orphan (SIGTERM, SIGKILL after the grace); returns the ones found. */
-export async function stopOrphans({ log, graceMs = ORPHAN_STOP_GRACE_MS, procRoot }: { log: Log; graceMs?: number; procRoot?: string }): Promise<Orphan[]> {
-  const orphans = await findOrphans({ procRoot });
+export async function stopOrphans({
+  log,
+  graceMs = ORPHAN_STOP_GRACE_MS,
+  procRoot,
+  socketPath = null,
+}: {
+  log: Log;
+  graceMs?: number;
+  procRoot?: string;
+  /** This daemon's control socket: only leftovers of earlier daemons on it are swept (null: any). */
+  socketPath?: string | null;
+}): Promise<Orphan[]> {
+  const orphans = await findOrphans({ procRoot, socketPath });
   if (orphans.length === 0) return orphans;
   const described = orphans.map((o) => `${o.instance} (pid ${o.pid}, of dead supervisor ${o.supervisorPid})`).join(', ');
   log.warn({ event: 'orphans', orphans }, `stopping ${orphans.length} process(es) left by a supervisor that died: ${described}`);

@@ -4,7 +4,7 @@
 // The only place that spawns an instance.
 import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { SUPERVISOR_MARKER_ENV, type InstancePlan } from '../config/instance-plan.ts';
+import { SOCKET_MARKER_ENV, SUPERVISOR_MARKER_ENV, type InstancePlan } from '../config/instance-plan.ts';
 import { SpawnError } from '../errors.ts';
 import { GATEWAY_API_KEY_ENV } from '../config/gateway-plan.ts';
 import { spawnGroup, type ExitStatus } from '../process/spawn-group.ts';
@@ -32,29 +32,39 @@ export interface Spawner {
 const PRIVATE_ENV: readonly string[] = [GATEWAY_API_KEY_ENV];
 
 /** An instance's whole environment: ours without our secrets, the plan's variables on top, and the marker naming this supervisor. */
-function makeInstanceEnv(inherited: Readonly<Record<string, string | undefined>>, plan: Pick<InstancePlan, 'env'>, supervisorPid: number): Record<string, string> {
+function makeInstanceEnv(
+  inherited: Readonly<Record<string, string | undefined>>,
+  plan: Pick<InstancePlan, 'env'>,
+  supervisorPid: number,
+  socketPath: string | null,
+): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [name, value] of Object.entries(inherited)) {
     if (value !== undefined && !PRIVATE_ENV.includes(name)) env[name] = value;
   }
-  return { ...env, ...plan.env, [SUPERVISOR_MARKER_ENV]: String(supervisorPid) };
+  const markers = { [SUPERVISOR_MARKER_ENV]: String(supervisorPid), ...(socketPath === null ? {} : { [SOCKET_MARKER_ENV]: socketPath }) };
+  return { ...env, ...plan.env, ...markers };
 }
 
-/** The real spawner. */
-export const processSpawner: Spawner = {
-  async spawn(plan) {
-    const ids = plan.user === null ? {} : lookupUser(plan.user);
-    const child = await spawnGroup({ file: plan.executable, args: plan.args, env: makeInstanceEnv(process.env, plan, process.pid), ...ids });
-    return {
-      pid: child.pid,
-      stdout: child.stdout,
-      stderr: child.stderr,
-      exited: child.exited,
-      signal: (signal) => child.signal(signal),
-      drainOutput: (ms) => child.drainOutput({ ms, afterwards: 'close' }),
-    };
-  },
-};
+/** The real spawner; `socketPath`: this daemon's control socket, marked on every process it starts. */
+export function makeProcessSpawner({ socketPath = null }: { socketPath?: string | null } = {}): Spawner {
+  return {
+    spawn: (plan) => spawnInstance(plan, socketPath),
+  };
+}
+
+async function spawnInstance(plan: InstancePlan, socketPath: string | null): Promise<ChildHandle> {
+  const ids = plan.user === null ? {} : lookupUser(plan.user);
+  const child = await spawnGroup({ file: plan.executable, args: plan.args, env: makeInstanceEnv(process.env, plan, process.pid, socketPath), ...ids });
+  return {
+    pid: child.pid,
+    stdout: child.stdout,
+    stderr: child.stderr,
+    exited: child.exited,
+    signal: (signal) => child.signal(signal),
+    drainOutput: (ms) => child.drainOutput({ ms, afterwards: 'close' }),
+  };
+}
 
 // uid and gid from /etc/passwd; a missing user is a config problem.
 function lookupUser(user: string): { uid: number; gid: number } {

@@ -5,7 +5,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/process/proc.ts';
 import { fakeInstance, fakeMaster, startDaemon, type DaemonHandle } from '../support/daemon.ts';
-import { freePort } from '../support/llama-server.ts';
+import { freePort, freePorts } from '../support/llama-server.ts';
 
 const daemons: DaemonHandle[] = [];
 afterEach(async () => {
@@ -61,15 +61,20 @@ describe('an escaped descendant that keeps the output pipes open (fault 1)', () 
 });
 
 describe('a daemon killed with SIGKILL (fault 2)', () => {
-  it('leaves instances that the next daemon on the config stops before starting its own, which become ready', async () => {
-    const port = await freePort();
+  it('leaves instances that the next daemon on its socket stops before starting its own, which become ready; a daemon on another socket leaves them alone', async () => {
+    const [port, otherPort] = await freePorts(2);
     const config = header + fakeInstance('kept', port);
     const first = await start(config);
     const orphan = (await first.waitForState('kept', 'ready')).pid as number;
     first.process.kill('SIGKILL');
     await first.waitFor(() => first.process.exitCode !== null || first.process.signalCode !== null, 5000, 'the first daemon to die').catch(() => undefined);
     expect(isAlive(orphan)).toBe(true);
-    const second = await start(config);
+    // Another daemon on this machine, on a socket of its own (a test beside this one did sweep it, in CI).
+    const other = await start(header + fakeInstance('other', otherPort));
+    await other.waitForState('other', 'ready');
+    expect(isAlive(orphan)).toBe(true);
+    expect(other.events.some((e) => e.event === 'orphans')).toBe(false);
+    const second = await start(config, { SUPERVISOR_SOCKET: first.socket });
     const row = await second.waitForState('kept', 'ready');
     expect(row.pid).not.toBe(orphan);
     expect(isAlive(orphan)).toBe(false);

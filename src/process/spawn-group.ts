@@ -27,6 +27,9 @@ export interface SpawnGroupOptions {
   cwd?: string;
 }
 
+/** A drain ends this long after the exit at the latest, however much a leftover holding the pipes still writes. */
+const DRAIN_CAP_MS = 5000;
+
 /** What becomes of output pipes still open when a drain gives up: closed (a leftover writing there gets EPIPE), or unref'd (still read, no longer keeping the daemon alive). */
 export type AfterDrain = 'close' | 'unref';
 
@@ -42,7 +45,11 @@ export interface GroupProcess {
    * (detached), so it cannot leave its group, and once reaped its pid may be someone else's.
    */
   signal(signal: NodeJS.Signals | number): boolean;
-  /** Resolves once both pipes have ended (true), or `ms` after the exit (false); see AfterDrain for the pipes left open. */
+  /**
+   * Resolves once both pipes have ended (true), or once they have been silent for `ms` after the exit (false;
+   * see AfterDrain for the pipes left open). Output still arriving, or held back by a paused reader (a slow log
+   * file), is waited for, up to DRAIN_CAP_MS: the last lines before an exit say why it died.
+   */
   drainOutput({ ms, afterwards }: { ms: number; afterwards: AfterDrain }): Promise<boolean>;
 }
 
@@ -79,12 +86,25 @@ export async function spawnGroup({ file, args = [], env, uid, gid, cwd }: SpawnG
     signal: (signal) => signalGroup(pid, signal),
     async drainOutput({ ms, afterwards }) {
       await exited;
-      let timer: NodeJS.Timeout | undefined;
-      const closed = await Promise.race([
-        ended.then(() => true),
-        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms))),
-      ]);
-      clearTimeout(timer);
+      const streams = [stdout, stderr];
+      const closed = await new Promise<boolean>((resolve) => {
+        let silence: NodeJS.Timeout | undefined;
+        const finish = (ended: boolean) => {
+          clearTimeout(silence);
+          clearTimeout(cap);
+          for (const stream of streams) stream.off('data', arm);
+          resolve(ended);
+        };
+        // A paused reader is behind, not the pipe silent: look again later.
+        const arm = () => {
+          clearTimeout(silence);
+          silence = setTimeout(() => (streams.some((s) => s.isPaused()) ? arm() : finish(false)), ms);
+        };
+        const cap = setTimeout(() => finish(false), Math.max(ms, DRAIN_CAP_MS));
+        for (const stream of streams) stream.on('data', arm);
+        ended.then(() => finish(true));
+        arm();
+      });
       if (!closed) {
         for (const stream of [stdout, stderr]) {
           if (afterwards === 'close') stream.destroy();

@@ -75,7 +75,12 @@ describe('models on demand', () => {
     expect(row(d, 'a')).toMatchObject({ state: 'ready', lifecycle: { last_used: expect.any(String) } });
     const idle = await d.waitForState('a', 'idle', 15_000);
     expect(idle.lifecycle.need_source).toBe('measured');
-    expect(d.events.some((e) => e.event === 'transition' && e.instance === 'a' && e.from === 'ready' && e.to === 'unloading' && /idle for 2 s/.test(String(e.reason)))).toBe(true);
+    // The daemon's lines reach us a little after status shows the state.
+    await d.waitFor(
+      () => d.events.some((e) => e.event === 'transition' && e.instance === 'a' && e.from === 'ready' && e.to === 'unloading' && /idle for 2 s/.test(String(e.reason))),
+      5000,
+      'the idle unload line',
+    );
     const again = await chat(gw, 'a');
     expect(again.status, again.text).toBe(200);
     expect(row(d, 'a').state).toBe('ready');

@@ -73,11 +73,15 @@ describe('a daemon killed with SIGKILL (fault 2)', () => {
     const other = await start(header + fakeInstance('other', otherPort));
     await other.waitForState('other', 'ready');
     expect(isAlive(orphan)).toBe(true);
+    // The daemon's lines reach us a little after it acts: its line for ready comes after any sweep's.
+    const readyLogged = (d: DaemonHandle, name: string) => d.events.some((e) => e.event === 'transition' && e.instance === name && e.to === 'ready');
+    await other.waitFor(() => readyLogged(other, 'other'), 5000, "other's ready line");
     expect(other.events.some((e) => e.event === 'orphans')).toBe(false);
     const second = await start(config, { SUPERVISOR_SOCKET: first.socket });
     const row = await second.waitForState('kept', 'ready');
     expect(row.pid).not.toBe(orphan);
     expect(isAlive(orphan)).toBe(false);
+    await second.waitFor(() => readyLogged(second, 'kept'), 5000, "kept's ready line");
     const found = second.events.find((e) => e.event === 'orphans') as { orphans: { pid: number; instance: string }[] } | undefined;
     expect(found?.orphans).toEqual([{ pid: orphan, instance: 'kept', supervisorPid: first.process.pid }]);
   });

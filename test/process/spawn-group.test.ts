@@ -63,6 +63,16 @@ describe('spawnGroup', () => {
     expect(lines).toBe(2000);
   });
 
+  it('keeps draining while output still arrives after the exit (a descendant writing its last lines), then ends with the pipes', async () => {
+    // The leader exits at once; a background descendant keeps the pipe and writes for ~400 ms, far past the 100 ms silence bound.
+    const child = await spawnGroup({ file: 'sh', args: ['-c', '(for i in $(seq 40); do echo line $i; sleep 0.01; done) & exit 0'], env });
+    let lines = 0;
+    child.stdout.on('data', (d: Buffer) => (lines += d.toString().split('\n').length - 1));
+    await child.exited;
+    expect(await child.drainOutput({ ms: 100, afterwards: 'close' })).toBe(true);
+    expect(lines).toBe(40);
+  });
+
   it('signals the group, never the bare pid (the leader leads a session, so it cannot leave its group)', async () => {
     const child = await spawnGroup({ file: 'sh', args: ['-c', 'exit 0'], env });
     await child.exited;

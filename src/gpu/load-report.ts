@@ -105,8 +105,15 @@ const RULES: ReadonlyArray<{ re: RegExp; apply(r: LoadReport, m: RegExpExecArray
   { re: /llama_server: listening on /, apply: (r) => advance(r, 'listening') },
 ];
 
+/**
+ * Every rule's line holds one of these: a line with none is passed over without running the rules, so the
+ * lines of a load that are not about it (tensor by tensor at high verbosity) cost a few substring scans.
+ */
+const KEYWORDS: readonly string[] = ['common_', 'llama_', 'print_info:', 'load_tensors:', 'compute buffer size', 'warming up the model', 'load_model:'];
+
 /** The report after one more log line (a new object when the line says something, else the same one). */
 export function readLoadLine(report: LoadReport, line: string): LoadReport {
+  if (!KEYWORDS.some((keyword) => line.includes(keyword))) return report;
   for (const rule of RULES) {
     const match = rule.re.exec(line);
     if (match === null) continue;

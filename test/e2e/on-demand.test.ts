@@ -1,6 +1,6 @@
 // Models on demand end to end (issue 13): the built daemon, real llama-server
 // instances of the generated tiny model on the CPU, requests through the gateway.
-import { copyFileSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI from 'openai';
@@ -59,8 +59,6 @@ async function start(text: string): Promise<DaemonHandle> {
 const chat = (port: number, name: string, maxTokens = 4) =>
   rawRequest({ port, path: '/v1/chat/completions', body: JSON.stringify({ model: name, max_tokens: maxTokens, messages: [{ role: 'user', content: 'hi' }] }) });
 const row = (d: DaemonHandle, name: string) => d.status().find((r) => r.name === name)!;
-const completedBy = (d: DaemonHandle, name: string) =>
-  readFileSync(`${d.dir}/llama-server-${name}.log`, 'utf8').split('\n').filter((l) => /slot +release: .*stop processing/.test(l)).length;
 
 describe('models on demand', () => {
   it('the first request loads an idle instance; idle_unload_s unloads it; the next request loads it again', async () => {
@@ -91,14 +89,16 @@ describe('models on demand', () => {
     const d = await start(header(gw) + instance('a', pa, 'exclusive_group = "pair"') + instance('b', pb, 'exclusive_group = "pair"'));
     const until = Date.now() + 20_000;
     const statuses: number[] = [];
-    const sent = { a: 0, b: 0 };
+    const cut: string[] = [];
     await Promise.all(
       Array.from({ length: 8 }, async (_, client) => {
         for (let i = client; Date.now() < until; i++) {
           const name = i % 2 === 0 ? 'a' : 'b';
-          sent[name]++;
           const res = await chat(gw, name);
           statuses.push(res.status);
+          // A whole answer of the instance asked, generation finished (a request cut by a swap has no finish_reason).
+          const answer = res.status === 200 ? (JSON.parse(res.text) as { model?: string; choices?: Array<{ finish_reason?: string }> }) : null;
+          if (!['length', 'stop'].includes(answer?.choices?.[0]?.finish_reason ?? '')) cut.push(`${name}: ${res.status} ${res.text.slice(0, 200)}`);
         }
       }),
     );
@@ -108,10 +108,9 @@ describe('models on demand', () => {
     // so with 8 clients a swap serves several requests, not one (a proxy that swaps per request: one).
     expect(swaps).toBeGreaterThan(0);
     expect(statuses.length / swaps).toBeGreaterThanOrEqual(3);
-    // Every request the clients sent was completed by a server: none was cut by a swap.
-    await d.waitFor(() => completedBy(d, 'a') + completedBy(d, 'b') >= sent.a + sent.b, 10_000, 'the servers to log every completion');
-    expect(completedBy(d, 'a')).toBe(sent.a);
-    expect(completedBy(d, 'b')).toBe(sent.b);
+    // Every request the clients sent got its whole answer: none was cut by a swap. (Counting llama-server's
+    // "slot release" log lines instead came up short under CI load: the last lines before a swap's exit went missing.)
+    expect(cut).toEqual([]);
     process.stdout.write(`[on-demand] A/B: ${statuses.length} requests, ${swaps} swaps in 20 s\n`);
   });
 
